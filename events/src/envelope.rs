@@ -1,0 +1,851 @@
+//! The CloudEvents 1.0 envelope of SYSTEM.md: build, serialize, and read it back from an
+//! AMQP message in structured mode (the event is the JSON body) or binary mode (the
+//! attributes are AMQP properties / `cloudEvents_*` headers and the body is the data).
+//!
+//! Reading never panics: every way an input can be bad is an [`EnvelopeError`] variant
+//! with a message a person understands and a short [`EnvelopeError::reason`] code for
+//! metrics and dead-letter headers.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable};
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::trace::{TRACEPARENT_HEADER, TraceParent};
+
+/// The only CloudEvents version this system speaks.
+pub const SPEC_VERSION: &str = "1.0";
+/// AMQP `content_type` of a structured-mode event.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+/// `datacontenttype` of the events we emit.
+pub const DATA_CONTENT_TYPE: &str = "application/json";
+
+/// Header prefixes of binary-mode attributes: `cloudEvents_` (AMQP 0-9-1 binding) and
+/// `cloudEvents:` (the AMQP 1.0 spelling, seen when messages cross a bridge).
+const BINARY_PREFIXES: [&str; 2] = ["cloudEvents_", "cloudEvents:"];
+
+/// One event, as defined by CloudEvents 1.0 (required: `id`, `source`, `type`).
+///
+/// Attributes other than the ones named here (extensions such as `traceparent`) are kept
+/// in [`CloudEvent::extensions`] so that reading and re-serializing an event loses nothing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CloudEvent {
+    /// Always [`SPEC_VERSION`].
+    pub specversion: String,
+    /// Unique per event; consumers use it to drop duplicates.
+    pub id: String,
+    /// Who emitted the event, e.g. `user-service`.
+    pub source: String,
+    /// The event type, e.g. `user_created`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// What the event is about, e.g. the user id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// When the change happened.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_time"
+    )]
+    pub time: Option<DateTime<Utc>>,
+    /// Media type of `data`, normally `application/json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datacontenttype: Option<String>,
+    /// The payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    /// Extension attributes, kept as they came.
+    #[serde(flatten)]
+    pub extensions: BTreeMap<String, Value>,
+}
+
+/// How an incoming message carried its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The whole event is the JSON body.
+    Structured,
+    /// Attributes in AMQP properties/headers, the body is the data.
+    Binary,
+}
+
+/// Every way an incoming message can fail to be a readable event.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The body is not valid JSON (structured mode).
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    /// The body is JSON but not an object.
+    #[error("body is JSON but not an object (found {0})")]
+    NotAnObject(&'static str),
+    /// A required attribute is absent.
+    #[error("{}", missing_message(.0))]
+    Missing(&'static str),
+    /// `specversion` is not `1.0`.
+    #[error("unsupported specversion {0:?}: only \"1.0\" is supported")]
+    SpecVersion(String),
+    /// An attribute has the wrong JSON type.
+    #[error("attribute `{name}` must be {expected}, found {found}")]
+    WrongType {
+        /// The attribute.
+        name: String,
+        /// What it must be.
+        expected: &'static str,
+        /// What it is.
+        found: &'static str,
+    },
+    /// A required attribute is an empty string.
+    #[error("attribute `{0}` must not be empty")]
+    Empty(&'static str),
+    /// `time` is not an RFC 3339 timestamp.
+    #[error("attribute `time` is not an RFC 3339 timestamp: {0:?}")]
+    BadTime(String),
+    /// `data` does not have the shape the consumer expects.
+    #[error("event data does not match the expected shape: {0}")]
+    Data(String),
+}
+
+fn missing_message(name: &str) -> String {
+    match name {
+        "type" => "missing event type: no `type` attribute in the JSON body, \
+                   and no AMQP `type` property or `cloudEvents_type` header"
+            .to_owned(),
+        other => format!("missing required attribute `{other}`"),
+    }
+}
+
+impl EnvelopeError {
+    /// A short, stable code for metrics labels and `x-*-error` headers.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotJson(_) => "not_json",
+            Self::NotAnObject(_) => "not_an_object",
+            Self::Missing("type") => "missing_type",
+            Self::Missing(_) => "missing_attribute",
+            Self::SpecVersion(_) => "bad_specversion",
+            Self::WrongType { .. } => "wrong_type",
+            Self::Empty(_) => "empty_attribute",
+            Self::BadTime(_) => "bad_time",
+            Self::Data(_) => "bad_data",
+        }
+    }
+}
+
+impl CloudEvent {
+    /// A new event with a fresh time-ordered id (UUIDv7), `time` = now and JSON data.
+    pub fn new(source: impl Into<String>, ty: impl Into<String>, data: Value) -> Self {
+        Self {
+            specversion: SPEC_VERSION.to_owned(),
+            id: uuid::Uuid::now_v7().to_string(),
+            source: source.into(),
+            ty: ty.into(),
+            subject: None,
+            time: Some(Utc::now()),
+            datacontenttype: Some(DATA_CONTENT_TYPE.to_owned()),
+            data: Some(data),
+            extensions: BTreeMap::new(),
+        }
+    }
+
+    /// Sets `subject`.
+    #[must_use]
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Records the trace that caused this event (the CloudEvents distributed-tracing
+    /// extension); [`CloudEvent::amqp_properties`] also puts it in the `traceparent` header.
+    #[must_use]
+    pub fn with_traceparent(mut self, traceparent: &TraceParent) -> Self {
+        self.extensions.insert(
+            TRACEPARENT_HEADER.to_owned(),
+            Value::String(traceparent.to_string()),
+        );
+        self
+    }
+
+    /// The trace recorded with [`CloudEvent::with_traceparent`], if any and well-formed.
+    pub fn traceparent(&self) -> Option<TraceParent> {
+        match self.extensions.get(TRACEPARENT_HEADER) {
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The structured-mode JSON body.
+    pub fn to_json_vec(&self) -> Vec<u8> {
+        // Serializing this struct cannot fail: every field is a string, a timestamp or a
+        // `serde_json::Value` (whose keys are strings); an empty body would be dead-lettered
+        // by any reader rather than lost silently.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a structured-mode event from a JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+        match value {
+            Value::Object(map) => Self::from_map(map),
+            other => Err(EnvelopeError::NotAnObject(json_kind(&other))),
+        }
+    }
+
+    /// Reads an event from an AMQP message, in structured or binary mode (see [`mode_of`]).
+    pub fn from_amqp(properties: &BasicProperties, body: &[u8]) -> Result<Self, EnvelopeError> {
+        match mode_of(properties) {
+            Mode::Structured => Self::from_json(body),
+            Mode::Binary => Self::from_binary(properties, body),
+        }
+    }
+
+    /// Deserializes `data` into the consumer's type.
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, EnvelopeError> {
+        let data = self.data.clone().ok_or(EnvelopeError::Missing("data"))?;
+        serde_json::from_value(data).map_err(|e| EnvelopeError::Data(e.to_string()))
+    }
+
+    /// AMQP properties of SYSTEM.md for publishing this event in structured mode:
+    /// content type, message id, type, timestamp, app id, persistent, `traceparent` header.
+    pub fn amqp_properties(&self) -> BasicProperties {
+        let timestamp = self.time.unwrap_or_else(Utc::now).timestamp().max(0);
+        let mut headers = FieldTable::default();
+        if let Some(tp) = self.traceparent() {
+            headers.insert(
+                TRACEPARENT_HEADER.into(),
+                AMQPValue::LongString(tp.to_string().into()),
+            );
+        }
+        BasicProperties::default()
+            .with_content_type(CONTENT_TYPE.into())
+            .with_message_id(self.id.as_str().into())
+            .with_type(self.ty.as_str().into())
+            .with_timestamp(u64::try_from(timestamp).unwrap_or_default())
+            .with_app_id(self.source.as_str().into())
+            .with_delivery_mode(crate::amqp::PERSISTENT)
+            .with_headers(headers)
+    }
+
+    fn from_map(mut map: Map<String, Value>) -> Result<Self, EnvelopeError> {
+        // The type first: it is what a reader needs to route anything.
+        let ty = take_string(&mut map, "type")?.ok_or(EnvelopeError::Missing("type"))?;
+        let specversion =
+            take_string(&mut map, "specversion")?.ok_or(EnvelopeError::Missing("specversion"))?;
+        check_specversion(&specversion)?;
+        let id = required(take_string(&mut map, "id")?, "id")?;
+        let source = required(take_string(&mut map, "source")?, "source")?;
+        let ty = non_empty(ty, "type")?;
+        let subject = take_string(&mut map, "subject")?;
+        let time = take_string(&mut map, "time")?
+            .map(|t| parse_time(&t))
+            .transpose()?;
+        let datacontenttype = take_string(&mut map, "datacontenttype")?;
+        let data = map.remove("data");
+        Ok(Self {
+            specversion,
+            id,
+            source,
+            ty,
+            subject,
+            time,
+            datacontenttype,
+            data,
+            extensions: map.into_iter().collect(),
+        })
+    }
+
+    fn from_binary(properties: &BasicProperties, body: &[u8]) -> Result<Self, EnvelopeError> {
+        let headers = properties.headers().as_ref();
+        let attr = |name: &str| headers.and_then(|h| binary_attribute(h, name));
+        if let Some(version) = attr("specversion") {
+            check_specversion(&version)?;
+        }
+        let ty = attr("type")
+            .or_else(|| short(properties.kind()))
+            .ok_or(EnvelopeError::Missing("type"))?;
+        let ty = non_empty(ty, "type")?;
+        let id = attr("id")
+            .or_else(|| short(properties.message_id()))
+            .ok_or(EnvelopeError::Missing("id"))?;
+        let source = attr("source")
+            .or_else(|| short(properties.app_id()))
+            .ok_or(EnvelopeError::Missing("source"))?;
+        let time = match attr("time") {
+            Some(t) => Some(parse_time(&t)?),
+            None => properties
+                .timestamp()
+                .and_then(|secs| i64::try_from(secs).ok())
+                .and_then(|secs| Utc.timestamp_opt(secs, 0).single()),
+        };
+        let datacontenttype = attr("datacontenttype").or_else(|| short(properties.content_type()));
+        let data = binary_data(body);
+        let mut extensions = BTreeMap::new();
+        if let Some(tp) = headers.and_then(|h| header_string(h, TRACEPARENT_HEADER)) {
+            extensions.insert(TRACEPARENT_HEADER.to_owned(), Value::String(tp));
+        }
+        Ok(Self {
+            specversion: SPEC_VERSION.to_owned(),
+            id: non_empty(id, "id")?,
+            source: non_empty(source, "source")?,
+            ty,
+            subject: attr("subject"),
+            time,
+            datacontenttype,
+            data,
+            extensions,
+        })
+    }
+}
+
+/// Decides how a message carries its event: structured when its content type says
+/// `application/cloudevents…`; binary when it names a type in AMQP metadata (the `type`
+/// property or a `cloudEvents_type` / `cloudEvents:type` header); otherwise structured,
+/// so that a plain JSON body with a `type` attribute is read too.
+pub fn mode_of(properties: &BasicProperties) -> Mode {
+    let content_type = properties.content_type().as_ref().map(|c| c.as_str());
+    if content_type.is_some_and(|c| c.starts_with("application/cloudevents")) {
+        return Mode::Structured;
+    }
+    let header_type = properties
+        .headers()
+        .as_ref()
+        .and_then(|h| binary_attribute(h, "type"));
+    if header_type.is_some() || properties.kind().is_some() {
+        Mode::Binary
+    } else {
+        Mode::Structured
+    }
+}
+
+/// The event type of a message without building the whole event: cheap enough for a
+/// router's hot path (no allocation for the body's other attributes).
+pub fn event_type(properties: &BasicProperties, body: &[u8]) -> Result<String, EnvelopeError> {
+    match mode_of(properties) {
+        Mode::Binary => {
+            let from_header = properties
+                .headers()
+                .as_ref()
+                .and_then(|h| binary_attribute(h, "type"));
+            let ty = from_header
+                .or_else(|| short(properties.kind()))
+                .ok_or(EnvelopeError::Missing("type"))?;
+            non_empty(ty, "type")
+        }
+        Mode::Structured => structured_type(body),
+    }
+}
+
+fn structured_type(body: &[u8]) -> Result<String, EnvelopeError> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default)]
+        specversion: Option<std::borrow::Cow<'a, str>>,
+        #[serde(rename = "type", borrow, default)]
+        ty: Option<std::borrow::Cow<'a, str>>,
+    }
+    let head: Head<'_> = serde_json::from_slice(body).map_err(|e| classify_json_error(body, e))?;
+    let ty = head.ty.ok_or(EnvelopeError::Missing("type"))?;
+    let version = head
+        .specversion
+        .ok_or(EnvelopeError::Missing("specversion"))?;
+    check_specversion(&version)?;
+    non_empty(ty.into_owned(), "type")
+}
+
+/// Distinguishes "not JSON" from "JSON of the wrong shape" for the fast path's errors.
+fn classify_json_error(body: &[u8], error: serde_json::Error) -> EnvelopeError {
+    match serde_json::from_slice::<Value>(body) {
+        Err(_) => EnvelopeError::NotJson(error.to_string()),
+        Ok(Value::Object(mut map)) => {
+            // An object whose `type` or `specversion` is not a string.
+            for name in ["type", "specversion"] {
+                if let Err(e) = take_string(&mut map, name) {
+                    return e;
+                }
+            }
+            EnvelopeError::NotJson(error.to_string())
+        }
+        Ok(other) => EnvelopeError::NotAnObject(json_kind(&other)),
+    }
+}
+
+fn check_specversion(version: &str) -> Result<(), EnvelopeError> {
+    if version == SPEC_VERSION {
+        Ok(())
+    } else {
+        Err(EnvelopeError::SpecVersion(version.to_owned()))
+    }
+}
+
+fn take_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, EnvelopeError> {
+    match map.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(EnvelopeError::WrongType {
+            name: name.to_owned(),
+            expected: "a string",
+            found: json_kind(&other),
+        }),
+    }
+}
+
+fn required(value: Option<String>, name: &'static str) -> Result<String, EnvelopeError> {
+    non_empty(value.ok_or(EnvelopeError::Missing(name))?, name)
+}
+
+fn non_empty(value: String, name: &'static str) -> Result<String, EnvelopeError> {
+    if value.is_empty() {
+        Err(EnvelopeError::Empty(name))
+    } else {
+        Ok(value)
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, EnvelopeError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| EnvelopeError::BadTime(text.to_owned()))
+}
+
+fn serialize_time<S: Serializer>(time: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        None => s.serialize_none(),
+    }
+}
+
+fn binary_data(body: &[u8]) -> Option<Value> {
+    if body.is_empty() {
+        return None;
+    }
+    serde_json::from_slice(body).ok().or_else(|| {
+        std::str::from_utf8(body)
+            .ok()
+            .map(|s| Value::String(s.to_owned()))
+    })
+}
+
+fn short(value: &Option<lapin::types::ShortString>) -> Option<String> {
+    value.as_ref().map(|s| s.as_str().to_owned())
+}
+
+/// A binary-mode attribute from the headers, under either prefix.
+fn binary_attribute(headers: &FieldTable, name: &str) -> Option<String> {
+    BINARY_PREFIXES
+        .iter()
+        .find_map(|prefix| header_string(headers, &format!("{prefix}{name}")))
+}
+
+/// A header's value as text, when it is a string (short or long).
+pub fn header_string(headers: &FieldTable, name: &str) -> Option<String> {
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// An AMQP header value as JSON, for conditions on `headers.<name>`.
+pub fn amqp_to_json(value: &AMQPValue) -> Value {
+    match value {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(n) => Value::from(*n),
+        AMQPValue::ShortShortUInt(n) => Value::from(*n),
+        AMQPValue::ShortInt(n) => Value::from(*n),
+        AMQPValue::ShortUInt(n) => Value::from(*n),
+        AMQPValue::LongInt(n) => Value::from(*n),
+        AMQPValue::LongUInt(n) => Value::from(*n),
+        AMQPValue::LongLongInt(n) => Value::from(*n),
+        AMQPValue::Timestamp(n) => Value::from(*n),
+        AMQPValue::Float(f) => Value::from(f64::from(*f)),
+        AMQPValue::Double(f) => Value::from(*f),
+        AMQPValue::DecimalValue(d) => {
+            Value::from(f64::from(d.value) / 10f64.powi(i32::from(d.scale)))
+        }
+        AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
+        AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into()),
+        AMQPValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b.as_slice()).into()),
+        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(amqp_to_json).collect()),
+        AMQPValue::FieldTable(t) => Value::Object(
+            t.inner()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), amqp_to_json(v)))
+                .collect(),
+        ),
+        AMQPValue::Void => Value::Null,
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn sample() -> CloudEvent {
+        CloudEvent::new(
+            "user-service",
+            "user_created",
+            json!({"id": 42, "name": "Alice", "email": "alice@example.com", "version": 1}),
+        )
+        .with_subject("42")
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> FieldTable {
+        let mut table = FieldTable::default();
+        for (k, v) in pairs {
+            table.insert((*k).into(), AMQPValue::LongString((*v).into()));
+        }
+        table
+    }
+
+    #[test]
+    fn an_event_round_trips_through_json() {
+        let event = sample().with_traceparent(&TraceParent::new_root());
+        let back = CloudEvent::from_json(&event.to_json_vec()).unwrap();
+        // `time` is serialized at microsecond precision.
+        assert_eq!(
+            back.time.unwrap().timestamp_micros(),
+            event.time.unwrap().timestamp_micros()
+        );
+        assert_eq!(
+            CloudEvent { time: None, ..back },
+            CloudEvent {
+                time: None,
+                ..event
+            }
+        );
+    }
+
+    #[test]
+    fn serialized_event_has_the_system_md_shape() {
+        let value: Value = serde_json::from_slice(&sample().to_json_vec()).unwrap();
+        assert_eq!(value["specversion"], "1.0");
+        assert_eq!(value["type"], "user_created");
+        assert_eq!(value["source"], "user-service");
+        assert_eq!(value["subject"], "42");
+        assert_eq!(value["datacontenttype"], "application/json");
+        assert_eq!(value["data"]["version"], 1);
+        assert!(value["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(
+            uuid::Uuid::parse_str(value["id"].as_str().unwrap())
+                .unwrap()
+                .get_version_num(),
+            7
+        );
+    }
+
+    #[test]
+    fn new_events_get_distinct_ids() {
+        assert_ne!(sample().id, sample().id);
+    }
+
+    #[test]
+    fn unknown_attributes_are_kept_as_extensions() {
+        let body = br#"{"specversion":"1.0","id":"1","source":"s","type":"t","partitionkey":"p"}"#;
+        let event = CloudEvent::from_json(body).unwrap();
+        assert_eq!(event.extensions["partitionkey"], "p");
+        let again: Value = serde_json::from_slice(&event.to_json_vec()).unwrap();
+        assert_eq!(again["partitionkey"], "p");
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_refused() {
+        let err = CloudEvent::from_json(b"hello {").unwrap_err();
+        assert!(matches!(err, EnvelopeError::NotJson(_)), "{err:?}");
+        assert_eq!(err.reason(), "not_json");
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_is_refused() {
+        assert_eq!(
+            CloudEvent::from_json(b"[1,2]").unwrap_err(),
+            EnvelopeError::NotAnObject("an array")
+        );
+        assert_eq!(
+            CloudEvent::from_json(b"\"x\"").unwrap_err(),
+            EnvelopeError::NotAnObject("a string")
+        );
+    }
+
+    #[test]
+    fn json_without_type_is_refused_with_a_helpful_message() {
+        let err =
+            CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","source":"s"}"#).unwrap_err();
+        assert_eq!(err, EnvelopeError::Missing("type"));
+        assert_eq!(err.reason(), "missing_type");
+        assert!(err.to_string().contains("cloudEvents_type"), "{err}");
+        let err = CloudEvent::from_json(b"{}").unwrap_err();
+        assert_eq!(err, EnvelopeError::Missing("type"));
+    }
+
+    #[test]
+    fn a_wrong_specversion_is_refused() {
+        let err =
+            CloudEvent::from_json(br#"{"specversion":"0.3","id":"1","source":"s","type":"t"}"#)
+                .unwrap_err();
+        assert_eq!(err, EnvelopeError::SpecVersion("0.3".into()));
+        assert_eq!(err.reason(), "bad_specversion");
+    }
+
+    #[test]
+    fn a_missing_specversion_is_refused() {
+        let err = CloudEvent::from_json(br#"{"id":"1","source":"s","type":"t"}"#).unwrap_err();
+        assert_eq!(err, EnvelopeError::Missing("specversion"));
+    }
+
+    #[test]
+    fn missing_id_and_source_are_refused() {
+        let err =
+            CloudEvent::from_json(br#"{"specversion":"1.0","source":"s","type":"t"}"#).unwrap_err();
+        assert_eq!(err, EnvelopeError::Missing("id"));
+        let err =
+            CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","type":"t"}"#).unwrap_err();
+        assert_eq!(err, EnvelopeError::Missing("source"));
+    }
+
+    #[test]
+    fn a_type_that_is_not_a_string_is_refused() {
+        let err = CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","source":"s","type":7}"#)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            EnvelopeError::WrongType {
+                name: "type".into(),
+                expected: "a string",
+                found: "a number"
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_type_is_refused() {
+        let err =
+            CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","source":"s","type":""}"#)
+                .unwrap_err();
+        assert_eq!(err, EnvelopeError::Empty("type"));
+    }
+
+    #[test]
+    fn a_bad_time_is_refused() {
+        let err = CloudEvent::from_json(
+            br#"{"specversion":"1.0","id":"1","source":"s","type":"t","time":"yesterday"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err, EnvelopeError::BadTime("yesterday".into()));
+    }
+
+    #[test]
+    fn structured_mode_is_chosen_by_content_type_even_with_a_type_property() {
+        let event = sample();
+        let props = event.amqp_properties();
+        assert_eq!(mode_of(&props), Mode::Structured);
+        let back = CloudEvent::from_amqp(&props, &event.to_json_vec()).unwrap();
+        assert_eq!(back.id, event.id);
+        assert_eq!(back.data, event.data);
+    }
+
+    #[test]
+    fn amqp_properties_follow_system_md() {
+        let tp = TraceParent::new_root();
+        let event = sample().with_traceparent(&tp);
+        let props = event.amqp_properties();
+        assert_eq!(
+            props.content_type().as_ref().unwrap().as_str(),
+            CONTENT_TYPE
+        );
+        assert_eq!(props.message_id().as_ref().unwrap().as_str(), event.id);
+        assert_eq!(props.kind().as_ref().unwrap().as_str(), "user_created");
+        assert_eq!(props.app_id().as_ref().unwrap().as_str(), "user-service");
+        assert_eq!(*props.delivery_mode(), Some(2));
+        assert!(props.timestamp().unwrap() > 1_700_000_000);
+        let headers = props.headers().as_ref().unwrap();
+        assert_eq!(
+            header_string(headers, "traceparent").unwrap(),
+            tp.to_string()
+        );
+    }
+
+    #[test]
+    fn binary_mode_reads_the_type_from_the_amqp_type_property() {
+        let props = BasicProperties::default()
+            .with_type("order_placed".into())
+            .with_message_id("m-1".into())
+            .with_app_id("shop".into())
+            .with_content_type("application/json".into());
+        assert_eq!(mode_of(&props), Mode::Binary);
+        let event = CloudEvent::from_amqp(&props, br#"{"total": 3}"#).unwrap();
+        assert_eq!(event.ty, "order_placed");
+        assert_eq!(event.id, "m-1");
+        assert_eq!(event.source, "shop");
+        assert_eq!(event.data, Some(json!({"total": 3})));
+        assert_eq!(
+            event_type(&props, b"not json at all").unwrap(),
+            "order_placed"
+        );
+    }
+
+    #[test]
+    fn binary_mode_reads_the_underscore_header_spelling() {
+        let props = BasicProperties::default().with_headers(headers(&[
+            ("cloudEvents_type", "user_created"),
+            ("cloudEvents_id", "e-1"),
+            ("cloudEvents_source", "legacy"),
+            ("cloudEvents_specversion", "1.0"),
+            ("cloudEvents_subject", "42"),
+            ("cloudEvents_time", "2026-11-22T10:00:00Z"),
+        ]));
+        let event = CloudEvent::from_amqp(&props, b"plain text").unwrap();
+        assert_eq!(event.ty, "user_created");
+        assert_eq!(event.id, "e-1");
+        assert_eq!(event.subject.as_deref(), Some("42"));
+        assert_eq!(
+            event.time.unwrap().to_rfc3339(),
+            "2026-11-22T10:00:00+00:00"
+        );
+        assert_eq!(event.data, Some(Value::String("plain text".into())));
+    }
+
+    #[test]
+    fn binary_mode_reads_the_colon_header_spelling() {
+        let props = BasicProperties::default().with_headers(headers(&[
+            ("cloudEvents:type", "user_deleted"),
+            ("cloudEvents:id", "e-2"),
+            ("cloudEvents:source", "bridge"),
+        ]));
+        assert_eq!(event_type(&props, b"").unwrap(), "user_deleted");
+        let event = CloudEvent::from_amqp(&props, b"").unwrap();
+        assert_eq!(
+            (event.ty.as_str(), event.source.as_str()),
+            ("user_deleted", "bridge")
+        );
+        assert_eq!(event.data, None);
+    }
+
+    #[test]
+    fn a_binary_header_wins_over_the_type_property() {
+        let props = BasicProperties::default()
+            .with_type("from_property".into())
+            .with_headers(headers(&[("cloudEvents_type", "from_header")]));
+        assert_eq!(event_type(&props, b"").unwrap(), "from_header");
+    }
+
+    #[test]
+    fn binary_mode_refuses_a_wrong_specversion_header() {
+        let props = BasicProperties::default()
+            .with_type("t".into())
+            .with_headers(headers(&[("cloudEvents_specversion", "0.3")]));
+        let err = CloudEvent::from_amqp(&props, b"{}").unwrap_err();
+        assert_eq!(err, EnvelopeError::SpecVersion("0.3".into()));
+    }
+
+    #[test]
+    fn binary_mode_without_an_id_is_refused() {
+        let props = BasicProperties::default()
+            .with_type("t".into())
+            .with_app_id("a".into());
+        assert_eq!(
+            CloudEvent::from_amqp(&props, b"{}").unwrap_err(),
+            EnvelopeError::Missing("id")
+        );
+    }
+
+    #[test]
+    fn the_fast_type_reader_agrees_with_the_full_reader_on_errors() {
+        let none = BasicProperties::default();
+        assert!(matches!(
+            event_type(&none, b"\xff\xfe").unwrap_err(),
+            EnvelopeError::NotJson(_)
+        ));
+        assert_eq!(
+            event_type(&none, b"42").unwrap_err(),
+            EnvelopeError::NotAnObject("a number")
+        );
+        assert_eq!(
+            event_type(&none, br#"{"specversion":"1.0"}"#).unwrap_err(),
+            EnvelopeError::Missing("type")
+        );
+        assert_eq!(
+            event_type(&none, br#"{"specversion":"2.0","type":"t"}"#).unwrap_err(),
+            EnvelopeError::SpecVersion("2.0".into())
+        );
+        assert!(matches!(
+            event_type(&none, br#"{"specversion":"1.0","type":["t"]}"#).unwrap_err(),
+            EnvelopeError::WrongType { .. }
+        ));
+        assert_eq!(
+            event_type(&none, br#"{"specversion":"1.0","type":"t\u00e9"}"#).unwrap(),
+            "t\u{e9}"
+        );
+    }
+
+    #[test]
+    fn data_as_reports_a_shape_mismatch() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct User {
+            id: i64,
+            missing_field: String,
+        }
+        let err = sample().data_as::<User>().unwrap_err();
+        assert!(
+            matches!(err, EnvelopeError::Data(ref m) if m.contains("missing_field")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn amqp_header_values_convert_to_json() {
+        let mut inner = FieldTable::default();
+        inner.insert("k".into(), AMQPValue::Boolean(true));
+        assert_eq!(amqp_to_json(&AMQPValue::LongInt(-3)), json!(-3));
+        assert_eq!(
+            amqp_to_json(&AMQPValue::LongString("FR".into())),
+            json!("FR")
+        );
+        assert_eq!(
+            amqp_to_json(&AMQPValue::FieldTable(inner)),
+            json!({"k": true})
+        );
+        assert_eq!(amqp_to_json(&AMQPValue::Void), Value::Null);
+    }
+
+    proptest! {
+        #[test]
+        fn any_event_round_trips(
+            source in "[a-z-]{1,20}",
+            ty in "[a-z_.]{1,20}",
+            subject in proptest::option::of("[0-9]{1,6}"),
+            name in "\\PC{0,30}",
+            version in 1u64..1000,
+        ) {
+            let mut event = CloudEvent::new(source, ty, json!({"name": name, "version": version}));
+            event.subject = subject;
+            event.time = None;
+            let back = CloudEvent::from_json(&event.to_json_vec()).unwrap();
+            prop_assert_eq!(back, event);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_readers(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let props = BasicProperties::default();
+            let _ = CloudEvent::from_amqp(&props, &body);
+            let _ = event_type(&props, &body);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The one shared crate of the workspace: what every service agrees on.
+//!
+//! - [`envelope`]: the CloudEvents 1.0 envelope (build, serialize, read structured and
+//!   binary mode) with a precise error for every way an input can be bad.
+//! - [`amqp`]: connect with retry, declare queues the one shared way, publish with
+//!   confirms.
+//! - [`settings`]: `AMQP_URL` and `QUEUE_TYPE`, shared by every binary.
+//! - [`trace`]: the W3C `traceparent` carried from an HTTP request into events.
+//! - [`telemetry`], [`shutdown`], [`http`]: logging, stop signal, HTTP plumbing.
+//!
+//! It is small on purpose: anything only one service needs lives in that service.
+
+pub mod amqp;
+pub mod defaults;
+pub mod envelope;
+pub mod http;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use envelope::{CloudEvent, EnvelopeError};
+pub use lapin;
+pub use settings::{AmqpSettings, QueueType};
+pub use trace::TraceParent;

@@ -1,0 +1,52 @@
+//! `cargo xtask <command>`: the developer's commands (see `cargo xtask --help`).
+//!
+//! - `broker`: make sure a RabbitMQ broker answers at `AMQP_URL` (start or install one).
+//! - `test`: broker, then fmt, clippy and the whole test suite: what CI runs.
+//! - `up`: broker, build, and run the three services with interleaved logs.
+
+mod broker;
+mod test;
+mod up;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Developer commands for the event-driven system",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make sure a RabbitMQ broker answers at AMQP_URL: start a local rabbitmq-server,
+    /// or `docker compose up -d rabbitmq`, or (as root on Debian/Ubuntu) install it.
+    Broker,
+    /// What CI runs: broker, `cargo fmt --check`, clippy with -D warnings, all tests.
+    Test(test::TestArgs),
+    /// Run the whole system: broker, build, dispatcher + user-service + order-service.
+    Up(up::UpArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Broker => broker::ensure().map(|_| ()),
+        Command::Test(args) => test::run(&args),
+        Command::Up(args) => up::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\x1b[31merror:\x1b[0m {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

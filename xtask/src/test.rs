@@ -1,0 +1,62 @@
+//! `cargo xtask test`: what CI runs. Broker first (tests use a real one), then the
+//! formatting and lint gates, then every test of the workspace.
+
+use crate::broker;
+use crate::workspace::{cargo, run as step, succeeds};
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Skip `cargo fmt --check` and clippy (for a quick local loop).
+    #[arg(long)]
+    no_lint: bool,
+    /// Passed to the test runner, e.g. a test name filter.
+    #[arg(last = true)]
+    runner_args: Vec<String>,
+}
+
+/// Runs the gates in order; stops at the first that fails.
+pub fn run(args: &TestArgs) -> anyhow::Result<()> {
+    broker::ensure()?;
+    if !args.no_lint {
+        step(
+            "cargo fmt --check",
+            cargo().args(["fmt", "--all", "--", "--check"]),
+        )?;
+        step(
+            "cargo clippy --all-targets -- -D warnings",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+    }
+    if succeeds("cargo", &["nextest", "--version"]) {
+        step(
+            "cargo nextest run --workspace",
+            cargo()
+                .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                .args(&args.runner_args),
+        )?;
+        if args.runner_args.is_empty() {
+            step(
+                "cargo test --doc",
+                cargo().args(["test", "--workspace", "--doc"]),
+            )?;
+        }
+    } else {
+        step(
+            "cargo test --workspace",
+            cargo()
+                .args(["test", "--workspace", "--no-fail-fast"])
+                .args(&args.runner_args),
+        )?;
+    }
+    println!("\x1b[32mall checks passed\x1b[0m");
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! `cargo xtask up`: the whole system in one terminal. Ensures the broker, builds the
+//! three services, runs them with their logs interleaved behind a coloured `[service]`
+//! prefix, waits until each answers `/readyz`, prints where to go, and stops them all
+//! cleanly on Ctrl-C. If one dies, it says which and why, and stops the others.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use events::defaults;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::broker;
+use crate::workspace::{cargo, root, run as run_step, target_dir};
+
+/// Options of `cargo xtask up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Build and run optimised binaries.
+    #[arg(long)]
+    release: bool,
+    /// How long to wait for every service to be ready, in seconds.
+    #[arg(long, default_value_t = 90)]
+    ready_timeout: u64,
+}
+
+/// One service of the system.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Binary and log prefix.
+    pub name: &'static str,
+    /// ANSI colour of the prefix.
+    colour: u8,
+    /// Its HTTP address (from its env var, or the SYSTEM.md default).
+    pub addr: String,
+}
+
+/// The three services with the addresses they will listen on.
+pub fn services() -> Vec<Service> {
+    let addr = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    vec![
+        Service {
+            name: "dispatcher",
+            colour: 35,
+            addr: addr("DISPATCHER_ADDR", defaults::DISPATCHER_ADDR),
+        },
+        Service {
+            name: "user-service",
+            colour: 36,
+            addr: addr("USER_SERVICE_ADDR", defaults::USER_SERVICE_ADDR),
+        },
+        Service {
+            name: "order-service",
+            colour: 33,
+            addr: addr("ORDER_SERVICE_ADDR", defaults::ORDER_SERVICE_ADDR),
+        },
+    ]
+}
+
+/// Runs the system until Ctrl-C (exit 0) or until a service dies (exit 1).
+pub fn run(args: &UpArgs) -> anyhow::Result<()> {
+    broker::ensure()?;
+    build(args.release)?;
+    std::fs::create_dir_all(root().join("data")).context("cannot create data/")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(supervise(
+        services(),
+        args.release,
+        Duration::from_secs(args.ready_timeout),
+    ))
+}
+
+/// Builds the three binaries.
+pub fn build(release: bool) -> anyhow::Result<()> {
+    let mut command = cargo();
+    command.args([
+        "build",
+        "--bins",
+        "-p",
+        "dispatcher",
+        "-p",
+        "user-service",
+        "-p",
+        "order-service",
+    ]);
+    if release {
+        command.arg("--release");
+    }
+    run_step(
+        "cargo build (dispatcher, user-service, order-service)",
+        &mut command,
+    )
+}
+
+struct Running {
+    service: Service,
+    pid: Option<u32>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+async fn supervise(
+    services: Vec<Service>,
+    release: bool,
+    ready_timeout: Duration,
+) -> anyhow::Result<()> {
+    for service in &services {
+        if service.addr.ends_with(":0") {
+            bail!(
+                "{} is set to port 0; `up` needs fixed ports to print its URLs",
+                service.name
+            );
+        }
+    }
+    let bin_dir = target_dir().join(if release { "release" } else { "debug" });
+    let (exits, mut exited) = mpsc::unbounded_channel::<(usize, String)>();
+    let mut running = Vec::new();
+    for (index, service) in services.iter().enumerate() {
+        let child = spawn(&bin_dir, service)?;
+        running.push(watch(index, service.clone(), child, exits.clone()));
+    }
+    let ready = wait_all_ready(&services, ready_timeout);
+    tokio::pin!(ready);
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            () = events::shutdown::wait_for_signal() => {
+                println!("\nstopping all services…");
+                stop_all(&running, &mut exited, None).await;
+                println!("all services stopped");
+                return Ok(());
+            }
+            Some((index, status)) = exited.recv() => {
+                let dead = &running[index];
+                eprintln!("\n\x1b[31m{} exited ({status})\x1b[0m; its last lines:", dead.service.name);
+                for line in dead.tail.lock().map(|t| t.clone()).unwrap_or_default() {
+                    eprintln!("  {line}");
+                }
+                eprintln!("stopping the others…");
+                stop_all(&running, &mut exited, Some(index)).await;
+                bail!("{} died ({status}); see its last lines above", dead.service.name);
+            }
+            result = &mut ready, if !announced => {
+                announced = true;
+                match result {
+                    Ok(elapsed) => print_banner(&services, elapsed),
+                    Err(error) => {
+                        eprintln!("\x1b[31m{error:#}\x1b[0m");
+                        stop_all(&running, &mut exited, None).await;
+                        return Err(error);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn spawn(bin_dir: &std::path::Path, service: &Service) -> anyhow::Result<Child> {
+    let path = bin_dir.join(service.name);
+    Command::new(&path)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", path.display()))
+}
+
+fn watch(
+    index: usize,
+    service: Service,
+    mut child: Child,
+    exits: mpsc::UnboundedSender<(usize, String)>,
+) -> Running {
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let prefix = format!("\x1b[{}m[{}]\x1b[0m", service.colour, service.name);
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(print_lines(out, prefix.clone(), tail.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(print_lines(err, prefix, tail.clone()));
+    }
+    let pid = child.id();
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(status) => status.to_string(),
+            Err(error) => format!("cannot wait for it: {error}"),
+        };
+        let _ = exits.send((index, status));
+    });
+    Running { service, pid, tail }
+}
+
+async fn print_lines(
+    stream: impl AsyncRead + Unpin,
+    prefix: String,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        println!("{prefix} {line}");
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == 20 {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}
+
+/// SIGTERM to every live service, then wait (up to 15 s) before SIGKILL.
+async fn stop_all(
+    running: &[Running],
+    exited: &mut mpsc::UnboundedReceiver<(usize, String)>,
+    already_dead: Option<usize>,
+) {
+    let mut alive: Vec<usize> = (0..running.len())
+        .filter(|i| Some(*i) != already_dead)
+        .collect();
+    for &i in &alive {
+        signal(&running[i], Signal::SIGTERM);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !alive.is_empty() {
+        match tokio::time::timeout_at(deadline, exited.recv()).await {
+            Ok(Some((index, status))) => {
+                println!("{} stopped ({status})", running[index].service.name);
+                alive.retain(|i| *i != index);
+            }
+            Ok(None) => break,
+            Err(_) => {
+                for &i in &alive {
+                    eprintln!(
+                        "{} did not stop within 15s; killing it",
+                        running[i].service.name
+                    );
+                    signal(&running[i], Signal::SIGKILL);
+                }
+                break;
+            }
+        }
+    }
+}
+
+fn signal(running: &Running, signal: Signal) {
+    if let Some(pid) = running.pid.and_then(|p| i32::try_from(p).ok()) {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+/// Polls every service's `/readyz` until all say 200.
+pub async fn wait_all_ready(services: &[Service], timeout: Duration) -> anyhow::Result<Duration> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let started = Instant::now();
+    let mut pending: Vec<&Service> = services.iter().collect();
+    while !pending.is_empty() {
+        if started.elapsed() > timeout {
+            let names: Vec<&str> = pending.iter().map(|s| s.name).collect();
+            bail!(
+                "not ready after {}s: {}",
+                timeout.as_secs(),
+                names.join(", ")
+            );
+        }
+        let mut still = Vec::new();
+        for service in pending {
+            let url = format!("http://{}/readyz", service.addr);
+            let ok = client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if !ok {
+                still.push(service);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(started.elapsed())
+}
+
+fn print_banner(services: &[Service], elapsed: Duration) {
+    let url = |name: &str| {
+        services
+            .iter()
+            .find(|s| s.name == name)
+            .map_or_else(String::new, |s| format!("http://{}", s.addr))
+    };
+    let (users, orders, dispatcher) =
+        (url("user-service"), url("order-service"), url("dispatcher"));
+    println!(
+        "\n\x1b[1;32mthe system is up\x1b[0m ({:.1}s)\n\
+         \n  user-service   {users}   POST /users, GET/PATCH/DELETE /users/{{id}}, /metrics\
+         \n  order-service  {orders}   GET /users/{{id}} (snapshots), POST /orders, /metrics\
+         \n  dispatcher     {dispatcher}   GET /routes, POST /reload, /metrics\
+         \n\ntry:\
+         \n  curl -i -X POST {users}/users -H 'Content-Type: application/json' -d '{{\"name\":\"Alice\",\"email\":\"alice@example.com\"}}'\
+         \n  curl -s {orders}/users/1\
+         \n\nedit routes.toml and save: the dispatcher reloads it live (see {dispatcher}/routes).\
+         \nCtrl-C stops everything.\n",
+        elapsed.as_secs_f64()
+    );
+}
