@@ -1,0 +1,2 @@
+//! Placeholder until the benchmark runner lands.
+fn main() {}

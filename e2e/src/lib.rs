@@ -1,0 +1,11 @@
+//! The whole system under test, for end-to-end tests, the fault suite and benchmarks:
+//! real binaries ([`process`]), all three wired together on unique queues ([`system`]),
+//! and private RabbitMQ nodes for tests that stop or restart a broker ([`broker`]).
+
+pub mod broker;
+pub mod process;
+pub mod system;
+
+pub use broker::PrivateBroker;
+pub use process::{Service, Spec};
+pub use system::{Options, Queues, System};

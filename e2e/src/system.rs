@@ -1,0 +1,254 @@
+//! The whole system for one test: the three real binaries on free ports, each with its
+//! own temporary database, a temporary `routes.toml`, and queue names no other test uses,
+//! against a broker (the shared one, or a [`crate::PrivateBroker`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use events::testing::unique;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::process::{Service, Spec};
+
+/// The queue names of one system under test.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    /// The dispatcher's source (user-service publishes here).
+    pub dispatch: String,
+    /// The order service's input.
+    pub order: String,
+    /// Where unrouted events go.
+    pub unrouted: String,
+}
+
+impl Queues {
+    /// Fresh unique names.
+    pub fn unique() -> Self {
+        let base = unique("e2e");
+        Self {
+            dispatch: format!("{base}.dispatch"),
+            order: format!("{base}.order"),
+            unrouted: format!("{base}.unrouted"),
+        }
+    }
+
+    /// The dispatcher's dead-letter queue.
+    pub fn dead(&self) -> String {
+        format!("{}.dead", self.dispatch)
+    }
+
+    /// Every queue the system declares (for cleanup), `.dead` queues included.
+    pub fn all(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for q in [&self.dispatch, &self.order, &self.unrouted] {
+            all.push(q.clone());
+            all.push(format!("{q}.dead"));
+        }
+        all
+    }
+
+    /// The default routing table, on these queues, plus `extra` TOML appended.
+    pub fn routes_toml(&self, extra: &str) -> String {
+        format!(
+            "source = \"{}\"\nunrouted = \"{}\"\ndead_letter = \"{}\"\n\n\
+             [[route]]\nname = \"user-snapshots\"\n\
+             event = [\"user_created\", \"user_updated\", \"user_deleted\"]\n\
+             to = [\"{}\"]\n{extra}",
+            self.dispatch,
+            self.unrouted,
+            self.dead(),
+            self.order
+        )
+    }
+}
+
+/// Options for [`System::start`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Broker URL.
+    pub amqp_url: String,
+    /// `RUST_LOG` for every service.
+    pub rust_log: String,
+    /// Start order-service too.
+    pub with_orders: bool,
+    /// Dispatcher routes poll interval (`ROUTES_POLL_INTERVAL`), if any.
+    pub poll_interval: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            amqp_url: events::testing::amqp_url(),
+            rust_log: "info,dispatcher=debug".to_owned(),
+            with_orders: true,
+            poll_interval: None,
+        }
+    }
+}
+
+/// The three services of one test.
+#[derive(Debug)]
+pub struct System {
+    /// Temporary folder: databases and routes file.
+    pub dir: TempDir,
+    /// Queue names.
+    pub queues: Queues,
+    /// The routes file the dispatcher watches.
+    pub routes: PathBuf,
+    /// The dispatcher.
+    pub dispatcher: Service,
+    /// user-service.
+    pub users: Service,
+    /// order-service (stopped when `with_orders` was false, until started).
+    pub orders: Option<Service>,
+    /// How order-service is started.
+    pub orders_spec: Spec,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    /// The broker the system uses.
+    pub amqp_url: String,
+}
+
+fn common(spec: Spec, options: &Options) -> Spec {
+    spec.env("AMQP_URL", &options.amqp_url)
+        .env("QUEUE_TYPE", events::testing::queue_type().as_str())
+        .env("RUST_LOG", &options.rust_log)
+        .env("LOG_FORMAT", "json")
+}
+
+impl System {
+    /// Starts dispatcher, user-service and (unless told not to) order-service.
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let queues = Queues::unique();
+        let routes = dir.path().join("routes.toml");
+        std::fs::write(&routes, queues.routes_toml(""))?;
+        let mut dispatcher_spec = common(Spec::new("dispatcher"), &options)
+            .env("ROUTES_FILE", routes.display().to_string())
+            .env("DISPATCHER_ADDR", "127.0.0.1:0");
+        if let Some(interval) = &options.poll_interval {
+            dispatcher_spec = dispatcher_spec.env("ROUTES_POLL_INTERVAL", interval);
+        }
+        let users_spec = common(Spec::new("user-service"), &options)
+            .env("USER_SERVICE_ADDR", "127.0.0.1:0")
+            .env("USER_DB", db(dir.path(), "users.db"))
+            .env("DISPATCH_QUEUE", &queues.dispatch);
+        let orders_spec = common(Spec::new("order-service"), &options)
+            .env("ORDER_SERVICE_ADDR", "127.0.0.1:0")
+            .env("ORDER_DB", db(dir.path(), "orders.db"))
+            .env("ORDER_QUEUE", &queues.order);
+        let dispatcher = Service::start(dispatcher_spec)
+            .await
+            .context("starting the dispatcher")?;
+        let users = Service::start(users_spec)
+            .await
+            .context("starting user-service")?;
+        let mut system = Self {
+            dir,
+            queues,
+            routes,
+            dispatcher,
+            users,
+            orders: None,
+            orders_spec,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            amqp_url: options.amqp_url.clone(),
+        };
+        system.wait_ready(&system.dispatcher.url("/readyz")).await?;
+        system.wait_ready(&system.users.url("/readyz")).await?;
+        if options.with_orders {
+            system.start_orders().await?;
+        }
+        Ok(system)
+    }
+
+    /// Starts order-service (again) and waits until it is ready.
+    pub async fn start_orders(&mut self) -> anyhow::Result<()> {
+        let orders = Service::start(self.orders_spec.clone())
+            .await
+            .context("starting order-service")?;
+        self.wait_ready(&orders.url("/readyz")).await?;
+        self.orders = Some(orders);
+        Ok(())
+    }
+
+    /// The running order-service.
+    pub fn orders(&self) -> anyhow::Result<&Service> {
+        self.orders.as_ref().context("order-service is not running")
+    }
+
+    /// Polls `url` until it answers 2xx (60 s at most).
+    pub async fn wait_ready(&self, url: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = self.http.get(url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("{url} not ready within 60s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `POST /users`; returns the created user (status must be 201).
+    pub async fn create_user(&self, name: &str, email: &str) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(self.users.url("/users"))
+            .json(&json!({"name": name, "email": email}))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        anyhow::ensure!(
+            status.as_u16() == 201,
+            "POST /users answered {status}: {body}"
+        );
+        Ok(body)
+    }
+
+    /// `GET` on order-service; `None` on 404.
+    pub async fn snapshot(&self, id: i64) -> anyhow::Result<Option<Value>> {
+        let response = self
+            .http
+            .get(self.orders()?.url(&format!("/users/{id}")))
+            .send()
+            .await?;
+        if response.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GET snapshot answered {}",
+            response.status()
+        );
+        Ok(Some(response.json().await?))
+    }
+
+    /// Stops every service (SIGTERM) and deletes the system's queues.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(orders) = self.orders.as_mut() {
+            orders.stop().await?;
+        }
+        self.users.stop().await?;
+        self.dispatcher.stop().await?;
+        let connection =
+            events::amqp::connect_once(&self.amqp_url, "e2e-cleanup", Duration::from_secs(10))
+                .await?;
+        let names = self.queues.all();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        events::testing::delete_queues(&connection, &refs).await;
+        Ok(())
+    }
+}
+
+fn db(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
