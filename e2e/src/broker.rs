@@ -60,6 +60,15 @@ impl PrivateBroker {
         self.port
     }
 
+    /// The pid of the node's Erlang VM (to measure its CPU), from its pid file.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The Erlang node name (for `rabbitmqctl -n`).
     pub fn node(&self) -> &str {
         &self.node

@@ -1,0 +1,305 @@
+//! Dispatcher drain throughput against RabbitMQ's own Shovel, same broker, same queues:
+//! preload N events into a source queue, start the forwarder, time until the target
+//! holds N. Contenders: the Shovel (broker-native, `ack-mode` `on-confirm`, no content
+//! routing), the dispatcher with a one-route table, and the dispatcher with a
+//! 10,000-route table and a `where` filter on the hot route.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use e2e::{PrivateBroker, Service, Spec};
+use events::amqp::{Publisher, connect_once, declare_queue};
+use events::testing::{delete_queues, message_count, unique};
+use events::{CloudEvent, QueueType};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::procstat;
+
+/// One contender's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainResult {
+    /// `shovel`, `dispatcher`, `dispatcher-10k-where`.
+    pub contender: String,
+    /// `quorum` or `classic`.
+    pub queue_type: String,
+    /// Events forwarded.
+    pub messages: u64,
+    /// Steady-state seconds (first forwarded message to the last).
+    pub seconds: f64,
+    /// Messages per second.
+    pub msgs_per_sec: f64,
+    /// Forwarder process CPU per message, microseconds (none for the Shovel: it is the broker).
+    pub forwarder_cpu_us_per_msg: Option<f64>,
+    /// Broker CPU per message during the run, microseconds.
+    pub broker_cpu_us_per_msg: f64,
+    /// Forwarder peak RSS in MiB.
+    pub forwarder_peak_rss_mib: Option<f64>,
+    /// Messages not in the target at the end (must be 0).
+    pub lost: u64,
+}
+
+/// Which forwarder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contender {
+    /// RabbitMQ's dynamic Shovel.
+    Shovel,
+    /// The dispatcher with one route.
+    Dispatcher,
+    /// The dispatcher with 10,000 routes and a `where` on the hot one.
+    DispatcherLarge,
+}
+
+impl Contender {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Shovel => "shovel",
+            Self::Dispatcher => "dispatcher",
+            Self::DispatcherLarge => "dispatcher-10k-where",
+        }
+    }
+}
+
+/// A ~400-byte CloudEvent, numbered.
+pub fn event_body(n: u64) -> (Vec<u8>, events::lapin::BasicProperties) {
+    let event = CloudEvent::new(
+        "user-service",
+        "user_created",
+        json!({
+            "id": n,
+            "name": format!("Bench User {n:08}"),
+            "email": format!("bench.user.{n:08}@example.com"),
+            "version": 1,
+            "country": "FR",
+            "updated_at": "2026-11-22T10:00:00.000000Z",
+        }),
+    )
+    .with_subject(n.to_string());
+    (event.to_json_vec(), event.amqp_properties())
+}
+
+/// Publishes `n` events to `queue`, pipelined in windows of 2,000 confirms.
+pub async fn preload(url: &str, queue: &str, n: u64) -> anyhow::Result<()> {
+    let connection = connect_once(url, "bench-preload", Duration::from_secs(10)).await?;
+    let publisher = Publisher::new(&connection).await?;
+    let mut sent = 0;
+    while sent < n {
+        let window = (n - sent).min(2_000);
+        let mut pending = Vec::with_capacity(window as usize);
+        for i in sent..sent + window {
+            let (body, props) = event_body(i);
+            pending.push(publisher.send("", queue, &body, props).await?);
+        }
+        for confirm in pending {
+            confirm.wait().await?;
+        }
+        sent += window;
+    }
+    let _ = connection.close(200, "ok".into()).await;
+    Ok(())
+}
+
+/// Runs one contender over `n` preloaded events on `broker`.
+pub async fn run_one(
+    broker: &PrivateBroker,
+    contender: Contender,
+    queue_type: QueueType,
+    n: u64,
+) -> anyhow::Result<DrainResult> {
+    let url = broker.url();
+    let connection = connect_once(&url, "bench-drain", Duration::from_secs(10)).await?;
+    let base = unique("bench");
+    let (source, target, other) = (
+        format!("{base}.src"),
+        format!("{base}.dst"),
+        format!("{base}.other"),
+    );
+    let unrouted = format!("{base}.unrouted");
+    let channel = connection.create_channel().await?;
+    for q in [&source, &target] {
+        declare_queue(&channel, q, queue_type).await?;
+    }
+    preload(&url, &source, n).await?;
+    ensure!(
+        message_count(&connection, &source).await == Some(u32::try_from(n)?),
+        "preload incomplete"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let broker_pid = broker.pid().context("broker pid")?;
+    let broker_cpu0 = procstat::cpu_seconds(broker_pid);
+    let mut forwarder: Option<Service> = None;
+    let started = Instant::now();
+    match contender {
+        Contender::Shovel => start_shovel(broker, &base, &source, &target)?,
+        Contender::Dispatcher | Contender::DispatcherLarge => {
+            let routes = dir.path().join("routes.toml");
+            let table = routes_table(
+                &source,
+                &target,
+                &other,
+                &unrouted,
+                contender == Contender::DispatcherLarge,
+            );
+            std::fs::write(&routes, table)?;
+            let spec = Spec::new("dispatcher")
+                .env("AMQP_URL", &url)
+                .env("QUEUE_TYPE", queue_type.as_str())
+                .env("ROUTES_FILE", routes.display().to_string())
+                .env("DISPATCHER_ADDR", "127.0.0.1:0")
+                .env("RUST_LOG", "warn,dispatcher=info");
+            forwarder = Some(Service::start(spec).await?);
+        }
+    }
+    let forwarder_cpu0 = forwarder
+        .as_ref()
+        .and_then(Service::pid)
+        .map_or(0.0, procstat::cpu_seconds);
+    let timeout = Duration::from_secs(120 + n / 1_000);
+    let (t0, c0, t1) = watch_until(&connection, &target, n, started, timeout).await?;
+    let broker_cpu = procstat::cpu_seconds(broker_pid) - broker_cpu0;
+    let (forwarder_cpu, rss) = match forwarder.as_ref().and_then(Service::pid) {
+        Some(pid) => (
+            Some(procstat::cpu_seconds(pid) - forwarder_cpu0),
+            Some(procstat::peak_rss_mib(pid)),
+        ),
+        None => (None, None),
+    };
+    if let Some(mut service) = forwarder {
+        service.stop().await?;
+    }
+    if contender == Contender::Shovel {
+        stop_shovel(broker, &base)?;
+    }
+    let delivered = u64::from(message_count(&connection, &target).await.unwrap_or(0));
+    let left = u64::from(message_count(&connection, &source).await.unwrap_or(0));
+    ensure!(
+        left == 0,
+        "{left} messages left in the source after {}",
+        contender.name()
+    );
+    delete_queues(&connection, &[&source, &target, &other, &unrouted]).await;
+    let _ = connection.close(200, "ok".into()).await;
+    let seconds = (t1 - t0).as_secs_f64();
+    let forwarded = (n - c0) as f64;
+    Ok(DrainResult {
+        contender: contender.name().to_owned(),
+        queue_type: queue_type.as_str().to_owned(),
+        messages: n,
+        seconds,
+        msgs_per_sec: forwarded / seconds.max(1e-9),
+        forwarder_cpu_us_per_msg: forwarder_cpu.map(|c| c / n as f64 * 1e6),
+        broker_cpu_us_per_msg: broker_cpu / n as f64 * 1e6,
+        forwarder_peak_rss_mib: rss,
+        lost: n.saturating_sub(delivered),
+    })
+}
+
+/// Polls the target's depth every 10 ms; returns (first time it was > 0, the depth then,
+/// the time it reached `n`).
+async fn watch_until(
+    connection: &events::lapin::Connection,
+    queue: &str,
+    n: u64,
+    started: Instant,
+    timeout: Duration,
+) -> anyhow::Result<(Instant, u64, Instant)> {
+    let mut first: Option<(Instant, u64)> = None;
+    loop {
+        let count = u64::from(message_count(connection, queue).await.unwrap_or(0));
+        let now = Instant::now();
+        if count > 0 && first.is_none() {
+            first = Some((now, count));
+        }
+        if count >= n {
+            let (t0, c0) = first.unwrap_or((started, 0));
+            // A first sighting that is already the whole batch says nothing about the rate.
+            return Ok(if c0 >= n {
+                (started, 0, now)
+            } else {
+                (t0, c0, now)
+            });
+        }
+        if started.elapsed() > timeout {
+            bail!("only {count} of {n} messages reached {queue} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn start_shovel(
+    broker: &PrivateBroker,
+    name: &str,
+    source: &str,
+    target: &str,
+) -> anyhow::Result<()> {
+    let definition = json!({
+        "src-protocol": "amqp091",
+        "src-uri": "amqp://",
+        "src-queue": source,
+        "src-prefetch-count": 1000,
+        "dest-protocol": "amqp091",
+        "dest-uri": "amqp://",
+        "dest-exchange": "",
+        "dest-exchange-key": target,
+        "ack-mode": "on-confirm",
+        "src-delete-after": "never",
+    });
+    let output = broker.ctl(&["set_parameter", "shovel", name, &definition.to_string()])?;
+    ensure!(
+        output.status.success(),
+        "set_parameter shovel: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+fn stop_shovel(broker: &PrivateBroker, name: &str) -> anyhow::Result<()> {
+    let output = broker.ctl(&["clear_parameter", "shovel", name])?;
+    ensure!(
+        output.status.success(),
+        "clear_parameter shovel: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// The routing table: one hot route to `target`; with `large`, 9,999 more routes (exact
+/// types, topic patterns) sending to `other`, and a `where` filter on the hot route.
+pub fn routes_table(
+    source: &str,
+    target: &str,
+    other: &str,
+    unrouted: &str,
+    large: bool,
+) -> String {
+    let mut table = format!(
+        "source = \"{source}\"\nunrouted = \"{unrouted}\"\ndead_letter = \"{source}.dead\"\n\n"
+    );
+    if large {
+        for i in 0..9_999 {
+            let event = if i % 2 == 0 {
+                format!("type_{i}")
+            } else {
+                format!("ns{i}.*.created")
+            };
+            let _ = write!(
+                table,
+                "[[route]]\nname = \"r{i}\"\nevent = \"{event}\"\nto = [\"{other}\"]\n\n"
+            );
+        }
+        let _ = write!(
+            table,
+            "[[route]]\nname = \"hot\"\nevent = \"user_created\"\n\
+             where = {{ \"data.country\" = \"FR\", \"data.version\" = {{ gte = 1 }} }}\nto = [\"{target}\"]\n"
+        );
+    } else {
+        let _ = write!(
+            table,
+            "[[route]]\nname = \"hot\"\nevent = \"user_created\"\nto = [\"{target}\"]\n"
+        );
+    }
+    table
+}
