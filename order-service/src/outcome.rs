@@ -1,0 +1,171 @@
+//! The named end of each message: applied, ignored (stale or duplicate), or
+//! dead-lettered with a reason; and what each end logs and counts.
+
+use chrono::Utc;
+use tracing::Span;
+
+use crate::apply::Ignored;
+use crate::event::{Change, Poison, UserEvent};
+use crate::metrics::Metrics;
+use crate::snapshots::Outcome;
+use crate::writer::EventResult;
+
+/// How one message ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fate {
+    /// Its snapshot change is committed.
+    Applied(UserEvent),
+    /// Committed as processed, nothing changed.
+    Ignored(Ignored),
+    /// It goes to `<queue>.dead` with this reason.
+    DeadLetter(Poison),
+}
+
+/// Pairs each read message with the writer's result for it: `results` holds one entry
+/// per message that was read as an event, in order.
+pub fn fates<'a>(
+    reads: impl IntoIterator<Item = &'a Result<UserEvent, Poison>>,
+    results: Vec<EventResult>,
+) -> Vec<Fate> {
+    let mut results = results.into_iter();
+    reads
+        .into_iter()
+        .map(|read| match read {
+            Err(poison) => Fate::DeadLetter(poison.clone()),
+            Ok(event) => match results.next() {
+                Some(Ok(Outcome::Applied(_))) => Fate::Applied(event.clone()),
+                Some(Ok(Outcome::Ignored(ignored))) => Fate::Ignored(ignored),
+                Some(Err(message)) => Fate::DeadLetter(Poison::ApplyFailed(message)),
+                // Impossible (one result per event); the message still is not lost.
+                None => Fate::DeadLetter(Poison::ApplyFailed("no result from the store".into())),
+            },
+        })
+        .collect()
+}
+
+impl Fate {
+    /// Logs one line in the message's span and updates the metrics.
+    pub fn record(&self, span: &Span, metrics: &Metrics) {
+        let _entered = span.enter();
+        match self {
+            Self::Applied(event) => {
+                metrics.apply(event.ty.as_str());
+                if let Some(time) = event.time {
+                    let lag = (Utc::now() - time).num_microseconds().unwrap_or(0).max(0);
+                    #[allow(clippy::cast_precision_loss)] // microseconds fit an f64 well
+                    metrics.lag.observe(lag as f64 / 1e6);
+                }
+                let deleted = event.change == Change::Delete;
+                tracing::info!(
+                    user_id = event.user_id,
+                    version = event.version,
+                    deleted,
+                    "event applied"
+                );
+            }
+            Self::Ignored(ignored) => {
+                metrics.ignore(ignored.reason());
+                let stored = match ignored {
+                    Ignored::Stale { stored } => Some(*stored),
+                    Ignored::Duplicate => None,
+                };
+                tracing::info!(
+                    reason = ignored.reason(),
+                    stored_version = stored,
+                    "event ignored"
+                );
+            }
+            Self::DeadLetter(poison) => {
+                metrics.reject(poison.reason());
+                tracing::warn!(reason = poison.reason(), error = %poison, "event dead-lettered");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::Snapshot;
+    use crate::event::UserEventType;
+
+    fn event(id: &str) -> UserEvent {
+        UserEvent {
+            event_id: id.into(),
+            ty: UserEventType::Deleted,
+            user_id: 1,
+            version: 1,
+            change: Change::Delete,
+            updated_at: None,
+            time: Some(chrono::DateTime::UNIX_EPOCH),
+        }
+    }
+
+    #[test]
+    fn results_are_paired_with_the_messages_that_were_events() {
+        let reads = vec![
+            Ok(event("a")),
+            Err(Poison::UnknownType("x".into())),
+            Ok(event("b")),
+            Ok(event("c")),
+        ];
+        let snapshot = Snapshot {
+            user_id: 1,
+            version: 1,
+            last_event_id: "a".into(),
+            updated_at: None,
+            state: crate::apply::UserState::Deleted,
+        };
+        let results = vec![
+            Ok(Outcome::Applied(snapshot)),
+            Ok(Outcome::Ignored(Ignored::Duplicate)),
+            Err("refused".to_owned()),
+        ];
+        assert_eq!(
+            fates(&reads, results),
+            vec![
+                Fate::Applied(event("a")),
+                Fate::DeadLetter(Poison::UnknownType("x".into())),
+                Fate::Ignored(Ignored::Duplicate),
+                Fate::DeadLetter(Poison::ApplyFailed("refused".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_result_dead_letters_rather_than_loses_the_message() {
+        let reads = vec![Ok(event("a"))];
+        assert!(matches!(
+            fates(&reads, Vec::new())[0],
+            Fate::DeadLetter(Poison::ApplyFailed(_))
+        ));
+    }
+
+    #[test]
+    fn recording_counts_by_reason() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let span = Span::none();
+        Fate::Applied(event("a")).record(&span, &metrics);
+        Fate::Ignored(Ignored::Stale { stored: 3 }).record(&span, &metrics);
+        Fate::DeadLetter(Poison::BadData("x".into())).record(&span, &metrics);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"order_events_applied_total{type="user_deleted"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"order_events_ignored_total{reason="stale"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"order_events_rejected_total{reason="bad_data"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("order_snapshot_lag_seconds_count 1"),
+            "{text}"
+        );
+    }
+}
