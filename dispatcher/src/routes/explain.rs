@@ -1,0 +1,95 @@
+//! Why an event goes where it goes: each route's verdict, in file order, computed by a
+//! plain scan of every route. `dispatcher explain` prints it, and the tests use it as
+//! the reference that the indexed matcher must agree with.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::event::EventDoc;
+use super::pattern::{self, EventMatcher};
+use super::table::{RoutingTable, Target};
+
+/// One route's verdict for one event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The type and every condition matched: the route's targets are used.
+    Matched,
+    /// No `event` entry matches the type.
+    TypeMismatch,
+    /// The type matched but this condition did not hold.
+    ConditionFailed {
+        /// The condition, e.g. `data.country = "FR"`.
+        condition: String,
+        /// The value found at its path (`None`: the path is missing).
+        found: Option<Value>,
+    },
+    /// Not evaluated: an earlier matching route is `final`.
+    SkippedAfterFinal {
+        /// That route.
+        after: String,
+    },
+}
+
+/// Every route's verdict and the resulting targets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The event type routed.
+    pub event_type: String,
+    /// `(route name, verdict)` in file order.
+    pub routes: Vec<(String, Verdict)>,
+    /// The union of the matched routes' targets, each once; the `unrouted` queue when
+    /// no route matched.
+    pub targets: Vec<Target>,
+    /// Whether no route matched.
+    pub unrouted: bool,
+}
+
+impl RoutingTable {
+    /// Evaluates every route against the event, without the index.
+    pub fn explain(&self, event_type: &str, event: &EventDoc<'_>) -> Explanation {
+        let words: Vec<&str> = event_type.split('.').collect();
+        let mut routes = Vec::with_capacity(self.routes.len());
+        let mut targets = Vec::new();
+        let mut stopped_by: Option<&str> = None;
+        for route in &self.routes {
+            let verdict = if let Some(after) = stopped_by {
+                Verdict::SkippedAfterFinal {
+                    after: after.to_owned(),
+                }
+            } else if !route.matchers.iter().any(|m| match m {
+                EventMatcher::Exact(ty) => ty == event_type,
+                EventMatcher::Pattern(p) => pattern::matches(p, &words),
+            }) {
+                Verdict::TypeMismatch
+            } else if let Some(failed) = route.conditions.iter().find(|c| !c.holds(event)) {
+                Verdict::ConditionFailed {
+                    condition: failed.to_string(),
+                    found: failed.path.lookup(event).map(|v| v.into_owned()),
+                }
+            } else {
+                for &id in &route.targets {
+                    let target = self.target(id);
+                    if !targets.contains(target) {
+                        targets.push(target.clone());
+                    }
+                }
+                if route.is_final {
+                    stopped_by = Some(&route.name);
+                }
+                Verdict::Matched
+            };
+            routes.push((route.name.clone(), verdict));
+        }
+        let unrouted = targets.is_empty();
+        if unrouted {
+            targets.push(Target::Queue(self.unrouted.clone()));
+        }
+        Explanation {
+            event_type: event_type.to_owned(),
+            routes,
+            targets,
+            unrouted,
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! `routes.toml` as written: serde types that keep the position of every value, read
+//! route by route and test by test so that one bad route does not hide the others.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde_spanned::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::error::Problem;
+
+/// The whole file, as written (nothing checked beyond the shape).
+#[derive(Debug, Default)]
+pub struct RoutesFile {
+    /// `source`: the queue the dispatcher consumes.
+    pub source: Option<Spanned<String>>,
+    /// `unrouted`: where events that match no route go.
+    pub unrouted: Option<Spanned<String>>,
+    /// `dead_letter`: where events that cannot be read go.
+    pub dead_letter: Option<Spanned<String>>,
+    /// `[[route]]`, in file order.
+    pub routes: Vec<RouteSpec>,
+    /// `[[test]]`, in file order.
+    pub tests: Vec<TestSpec>,
+}
+
+/// One `[[route]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Unique name, shown in logs, metrics and the `x-dispatch-routes` header.
+    pub name: Spanned<String>,
+    /// Event types or topic patterns.
+    pub event: Spanned<EventSpec>,
+    /// Conditions on the event's fields, all of which must hold.
+    #[serde(rename = "where", default)]
+    pub filter: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
+    /// Where matching events go.
+    pub to: Spanned<Vec<Spanned<TargetSpec>>>,
+    /// Stop evaluating later routes when this one matched.
+    #[serde(rename = "final", default)]
+    pub is_final: bool,
+}
+
+/// One `[[test]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    /// Optional name, shown when the test fails.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The event, as a table: `type`, and any of `data`, `source`, `subject`, `id`,
+    /// `headers`.
+    pub event: Spanned<toml::Table>,
+    /// The targets the event must reach, exactly (order does not matter).
+    pub expect: Spanned<Vec<Spanned<TargetSpec>>>,
+    /// Optionally, the routes that must match, exactly.
+    #[serde(default)]
+    pub expect_routes: Option<Spanned<Vec<String>>>,
+}
+
+/// `event = "t"` or `event = ["t", "u.*"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSpec {
+    /// One type or pattern.
+    One(String),
+    /// Several, each with its position.
+    Many(Vec<Spanned<String>>),
+}
+
+/// A `to` entry: a queue name, or an exchange with a routing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// `"queue_order"`: publish to this queue through the default exchange.
+    Queue(String),
+    /// `{ exchange = "x", routing_key = "k" }`.
+    Exchange {
+        /// An existing exchange.
+        exchange: String,
+        /// The routing key (empty when not given).
+        routing_key: String,
+    },
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &["source", "unrouted", "dead_letter", "route", "test"];
+
+/// Reads `text` into a [`RoutesFile`] with the entries that could be read, and every
+/// problem found in the others (a TOML syntax error stops at the first).
+pub fn parse(text: &str) -> Result<(RoutesFile, Vec<Problem>), Vec<Problem>> {
+    let document = DeTable::parse(text).map_err(|e| vec![toml_problem(&e)])?;
+    let mut file = RoutesFile::default();
+    let mut problems = Vec::new();
+    for (key, value) in document.get_ref().iter() {
+        let span = key.span();
+        match key.get_ref().as_ref() {
+            "source" => file.source = collect(value, &mut problems),
+            "unrouted" => file.unrouted = collect(value, &mut problems),
+            "dead_letter" => file.dead_letter = collect(value, &mut problems),
+            "route" => file.routes = collect_all(value, "route", &mut problems),
+            "test" => file.tests = collect_all(value, "test", &mut problems),
+            other => problems.push(Problem::at(
+                span,
+                format!(
+                    "unknown key `{other}`; the top level accepts {}",
+                    list(TOP_LEVEL_KEYS)
+                ),
+            )),
+        }
+    }
+    Ok((file, problems))
+}
+
+fn collect<T: for<'de> Deserialize<'de>>(
+    value: &Spanned<DeValue<'_>>,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    T::deserialize(value.clone().into_deserializer())
+        .map_err(|e| problems.push(toml_problem(&e)))
+        .ok()
+}
+
+/// `[[route]]` / `[[test]]`: an array of tables, each read on its own.
+fn collect_all<T: for<'de> Deserialize<'de>>(
+    value: &Spanned<DeValue<'_>>,
+    what: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<T> {
+    let Some(items) = value.get_ref().as_array() else {
+        problems.push(Problem::at(
+            value.span(),
+            format!("`{what}` must be an array of tables: write each one as [[{what}]]"),
+        ));
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            if !item.get_ref().is_table() {
+                problems.push(Problem::at(
+                    item.span(),
+                    format!(
+                        "each `{what}` must be a table, found {}",
+                        item.get_ref().type_str()
+                    ),
+                ));
+                return None;
+            }
+            let before = problems.len();
+            let item = collect(item, problems);
+            for problem in &mut problems[before..] {
+                if problem.message.starts_with("missing field") {
+                    problem.message.push_str(&format!(" in this [[{what}]]"));
+                }
+            }
+            item
+        })
+        .collect()
+}
+
+fn toml_problem(error: &toml::de::Error) -> Problem {
+    Problem {
+        span: error.span(),
+        message: friendly(error.message()),
+    }
+}
+
+/// serde says "invalid type: X, expected Y"; say "expected Y, found X" in the file's words.
+fn friendly(message: &str) -> String {
+    let message = message.trim_end();
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_owned();
+    };
+    let Some((found, expected)) = rest.split_once(", expected ") else {
+        return message.to_owned();
+    };
+    let expected = match expected {
+        "a sequence" => "a list [..]",
+        "a boolean" => "true or false",
+        "a map" => "a table { .. }",
+        other => other,
+    };
+    format!("expected {expected}, found {found}")
+}
+
+/// `a`, `b` or `c`, with backticks.
+pub fn list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => format!("`{one}`"),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(|i| format!("`{i}`")).collect();
+            format!("{} or `{last}`", init.join(", "))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EventSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EventVisitor;
+        impl<'de> Visitor<'de> for EventVisitor {
+            type Value = EventSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event type or pattern, or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EventSpec, E> {
+                Ok(EventSpec::One(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EventSpec, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<String>>()? {
+                    items.push(item);
+                }
+                Ok(EventSpec::Many(items))
+            }
+        }
+        deserializer.deserialize_any(EventVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TargetVisitor;
+        impl<'de> Visitor<'de> for TargetVisitor {
+            type Value = TargetSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a queue name, or a table { exchange = \"...\", routing_key = \"...\" }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TargetSpec, E> {
+                Ok(TargetSpec::Queue(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TargetSpec, A::Error> {
+                let mut exchange = None;
+                let mut routing_key = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "exchange" => exchange = Some(map.next_value::<String>()?),
+                        "routing_key" => routing_key = Some(map.next_value::<String>()?),
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `{other}` in a target; expected `exchange` or `routing_key`"
+                            )));
+                        }
+                    }
+                }
+                let exchange = exchange.ok_or_else(|| {
+                    de::Error::custom(
+                        "a target table needs `exchange` (and may have `routing_key`)",
+                    )
+                })?;
+                Ok(TargetSpec::Exchange {
+                    exchange,
+                    routing_key: routing_key.unwrap_or_default(),
+                })
+            }
+        }
+        deserializer.deserialize_any(TargetVisitor)
+    }
+}
+
+impl EventSpec {
+    /// Each type or pattern with the span to blame for it (`whole` for the single form).
+    pub fn items(&self, whole: Range<usize>) -> Vec<(String, Range<usize>)> {
+        match self {
+            Self::One(one) => vec![(one.clone(), whole)],
+            Self::Many(many) => many
+                .iter()
+                .map(|item| (item.get_ref().clone(), item.span()))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        let all = match parse(text) {
+            Ok((_, problems)) => problems,
+            Err(problems) => problems,
+        };
+        assert!(!all.is_empty(), "the file should be refused");
+        all
+    }
+
+    fn ok(text: &str) -> RoutesFile {
+        let (file, problems) = parse(text).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        file
+    }
+
+    fn message_at(text: &str, needle: &str) -> (String, usize) {
+        let all = problems(text);
+        let found = all
+            .iter()
+            .find(|p| p.message.contains(needle))
+            .unwrap_or_else(|| panic!("no problem mentions {needle:?}: {all:?}"));
+        (
+            found.message.clone(),
+            found.span.clone().map_or(0, |s| s.start),
+        )
+    }
+
+    #[test]
+    fn a_complete_file_parses_with_positions() {
+        let text = r#"
+source = "in"
+unrouted = "nowhere"
+dead_letter = "bad"
+
+[[route]]
+name = "r1"
+event = ["a", "b.*"]
+where = { "data.country" = "FR", "data.age" = { gte = 18 } }
+to = ["q1", { exchange = "x", routing_key = "k" }]
+final = true
+
+[[test]]
+event = { type = "a", data = { id = 1 } }
+expect = ["q1"]
+"#;
+        let file = ok(text);
+        assert_eq!(file.source.unwrap().into_inner(), "in");
+        let route = &file.routes[0];
+        assert_eq!(route.name.get_ref(), "r1");
+        assert_eq!(&text[route.name.span()], "\"r1\"");
+        assert!(route.is_final);
+        assert_eq!(route.filter.as_ref().unwrap().get_ref().len(), 2);
+        assert_eq!(
+            route.to.get_ref()[1].get_ref(),
+            &TargetSpec::Exchange {
+                exchange: "x".into(),
+                routing_key: "k".into()
+            }
+        );
+        let items = route.event.get_ref().items(route.event.span());
+        assert_eq!(&text[items[1].1.clone()], "\"b.*\"");
+        assert_eq!(file.tests.len(), 1);
+    }
+
+    #[test]
+    fn a_single_event_string_is_accepted() {
+        let file = ok("[[route]]\nname = \"r\"\nevent = \"a\"\nto = [\"q\"]\n");
+        assert_eq!(file.routes[0].event.get_ref(), &EventSpec::One("a".into()));
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_rejected_with_its_position() {
+        let (message, at) = message_at("routes = 1\n", "unknown key `routes`");
+        assert!(message.contains("`route`"), "{message}");
+        assert_eq!(at, 0);
+    }
+
+    #[test]
+    fn unknown_route_key_is_rejected_with_its_position() {
+        let text = "[[route]]\nname = \"r\"\nevent = \"a\"\nto = [\"q\"]\ndestination = 1\n";
+        let (message, at) = message_at(text, "destination");
+        assert!(message.contains("unknown field"), "{message}");
+        assert_eq!(&text[at..at + 11], "destination");
+    }
+
+    #[test]
+    fn wrong_types_are_rejected_with_their_positions() {
+        let text = "[[route]]\nname = 7\nevent = \"a\"\nto = [\"q\"]\n";
+        let (message, at) = message_at(text, "integer");
+        assert!(message.contains("expected a string"), "{message}");
+        assert_eq!(&text[at..at + 1], "7");
+    }
+
+    #[test]
+    fn a_bad_target_says_what_a_target_is() {
+        let text = "[[route]]\nname = \"r\"\nevent = \"a\"\nto = [3]\n";
+        let (message, at) = message_at(text, "queue name");
+        assert!(message.contains("exchange"), "{message}");
+        assert_eq!(&text[at..at + 1], "3");
+    }
+
+    #[test]
+    fn a_target_table_without_exchange_is_refused() {
+        let text = "[[route]]\nname = \"r\"\nevent = \"a\"\nto = [{ routing_key = \"k\" }]\n";
+        message_at(text, "needs `exchange`");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let (message, _) = message_at("[[route]]\nname = \"r\"\nevent = \"a\"\n", "missing");
+        assert!(message.contains("`to`"), "{message}");
+    }
+
+    #[test]
+    fn every_bad_route_is_reported_not_just_the_first() {
+        let text = "[[route]]\nname = 1\nevent = \"a\"\nto = [\"q\"]\n\n[[route]]\nname = \"b\"\nevent = \"a\"\nto = [\"q\"]\nextra = true\n";
+        assert_eq!(problems(text).len(), 2);
+    }
+
+    #[test]
+    fn a_syntax_error_has_a_position() {
+        let text = "[[route]]\nname = \"r\nevent = \"a\"\n";
+        let all = problems(text);
+        assert_eq!(all.len(), 1);
+        assert!(all[0].span.is_some(), "{all:?}");
+    }
+
+    #[test]
+    fn route_written_as_a_single_table_is_explained() {
+        message_at("[route]\nname = \"r\"\n", "[[route]]");
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_table() {
+        let file = ok("");
+        assert!(file.routes.is_empty() && file.source.is_none());
+    }
+}
