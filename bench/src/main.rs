@@ -3,10 +3,14 @@
 //! disturb it). Prints a table and writes `bench/results.json`. Numbers are ratios of
 //! the same run on the same machine; nothing here asserts a duration.
 
+mod api;
 mod drain;
+mod latency;
 mod procstat;
+mod report;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use e2e::PrivateBroker;
@@ -21,15 +25,18 @@ struct Args {
     /// Events preloaded per drain run (default 200,000; 20,000 with --quick).
     #[arg(long)]
     events: Option<u64>,
-    /// Sections to run (default all): drain, api, e2e.
+    /// Sections to run (default all): drain, routing, api, e2e.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-10k-where.
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
     /// Queue types for the drain (default both): quorum, classic.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_enum)]
     queue_types: Vec<QueueType>,
+    /// Criterion's output folder, read for the routing figures.
+    #[arg(long, default_value = "target/criterion")]
+    criterion: PathBuf,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench/results.json")]
     out: PathBuf,
@@ -39,36 +46,87 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let wants = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
-    let broker = PrivateBroker::start("bench", &["rabbitmq_shovel"]).await?;
-    println!("private broker {} at {}", broker.node(), broker.url());
-    let mut drains = Vec::new();
-    if wants("drain") {
-        let n = args
-            .events
-            .unwrap_or(if args.quick { 20_000 } else { 200_000 });
-        let queue_types = if args.queue_types.is_empty() {
-            vec![QueueType::Quorum, QueueType::Classic]
-        } else {
-            args.queue_types.clone()
-        };
-        for queue_type in queue_types {
-            for contender in [
-                drain::Contender::Shovel,
-                drain::Contender::Dispatcher,
-                drain::Contender::DispatcherLarge,
-            ] {
-                if !args.contenders.is_empty()
-                    && !args.contenders.iter().any(|c| c == contender.name())
-                {
-                    continue;
+    let mut results = report::Results::new(args.quick);
+    let needs_broker = ["drain", "api", "e2e"].iter().any(|s| wants(s));
+    let broker = if needs_broker {
+        let broker = PrivateBroker::start("bench", &["rabbitmq_shovel"]).await?;
+        println!("private broker {} at {}", broker.node(), broker.url());
+        Some(broker)
+    } else {
+        None
+    };
+    if let Some(broker) = &broker {
+        if wants("drain") {
+            run_drains(&args, broker, &mut results).await?;
+        }
+        if wants("api") {
+            let duration = Duration::from_secs(if args.quick { 3 } else { 10 });
+            println!("api: user-service, 32 connections, {duration:?}");
+            results
+                .api
+                .push(api::user_service(broker, 32, duration).await?);
+            println!("api: fastapi peer, 32 connections, {duration:?}");
+            match api::fastapi_peer(broker, 32, duration).await? {
+                Ok(result) => results.api.push(result),
+                Err(reason) => {
+                    println!("api: fastapi peer SKIPPED: {reason}");
+                    results.skipped.push(format!("fastapi peer: {reason}"));
                 }
-                let result = drain::run_one(&broker, contender, queue_type, n).await?;
-                println!("{result:?}");
-                drains.push(result);
             }
         }
+        if wants("e2e") {
+            let seconds = if args.quick { 5 } else { 20 };
+            println!("e2e: 500 POST/s for {seconds}s");
+            results.latency = Some(latency::run(broker, 500, seconds).await?);
+        }
     }
-    let results = serde_json::json!({ "drain": drains });
-    std::fs::write(&args.out, serde_json::to_string_pretty(&results)?)?;
+    if wants("routing") {
+        results.routing = report::criterion_estimates(&args.criterion);
+        if results.routing.is_empty() {
+            results.skipped.push(
+                "routing: no criterion results (run `cargo bench -p dispatcher --bench routing`)"
+                    .into(),
+            );
+        }
+    }
+    results.print();
+    results.write(&args.out)?;
+    println!("\nwrote {}", args.out.display());
+    Ok(())
+}
+
+async fn run_drains(
+    args: &Args,
+    broker: &PrivateBroker,
+    results: &mut report::Results,
+) -> anyhow::Result<()> {
+    let n = args
+        .events
+        .unwrap_or(if args.quick { 20_000 } else { 200_000 });
+    let queue_types = if args.queue_types.is_empty() {
+        vec![QueueType::Quorum, QueueType::Classic]
+    } else {
+        args.queue_types.clone()
+    };
+    let contenders = [
+        drain::Contender::Shovel,
+        drain::Contender::Dispatcher,
+        drain::Contender::DispatcherLarge,
+    ];
+    for queue_type in queue_types {
+        for contender in contenders {
+            if !args.contenders.is_empty() && !args.contenders.iter().any(|c| c == contender.name())
+            {
+                continue;
+            }
+            println!(
+                "drain: {} on {queue_type} queues, {n} events",
+                contender.name()
+            );
+            let result = drain::run_one(broker, contender, queue_type, n).await?;
+            println!("  {:.0} msg/s, lost {}", result.msgs_per_sec, result.lost);
+            results.drain.push(result);
+        }
+    }
     Ok(())
 }

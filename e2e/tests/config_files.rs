@@ -252,7 +252,7 @@ fn the_dockerfile_is_multi_stage_and_runs_as_a_non_root_user() {
     let last_user = text
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .expect("a USER instruction");
     assert_ne!(last_user.trim(), "root");
     for bin in ["dispatcher", "user-service", "order-service"] {

@@ -3,7 +3,9 @@
 //! - `broker`: make sure a RabbitMQ broker answers at `AMQP_URL` (start or install one).
 //! - `test`: broker, then fmt, clippy and the whole test suite: what CI runs.
 //! - `up`: broker, build, and run the three services with interleaved logs.
+//! - `bench`: the benchmarks, each figure against its peer in the same run.
 
+mod bench;
 mod broker;
 mod test;
 mod up;
@@ -33,6 +35,9 @@ enum Command {
     Test(test::TestArgs),
     /// Run the whole system: broker, build, dispatcher + user-service + order-service.
     Up(up::UpArgs),
+    /// Benchmarks against peers in the same run: dispatcher vs RabbitMQ Shovel, routing
+    /// cost (criterion), user-service vs a FastAPI peer, end-to-end latency.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         Command::Broker => broker::ensure().map(|_| ()),
         Command::Test(args) => test::run(&args),
         Command::Up(args) => up::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
