@@ -36,6 +36,11 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
             ]),
         )?;
     }
+    // End-to-end tests start the real binaries: build them first so none is stale.
+    step(
+        "cargo build --bins",
+        cargo().args(["build", "--workspace", "--bins"]),
+    )?;
     if succeeds("cargo", &["nextest", "--version"]) {
         step(
             "cargo nextest run --workspace",
