@@ -7,7 +7,7 @@ use crate::{TestApp, json_request};
 
 #[tokio::test]
 async fn a_valid_user_is_created_with_201_a_location_and_version_1() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let reply = app
         .create(r#"{"name":"  Alice ","email":"Alice@Example.COM"}"#)
         .await;
@@ -23,7 +23,7 @@ async fn a_valid_user_is_created_with_201_a_location_and_version_1() {
 
 #[tokio::test]
 async fn creating_writes_a_user_created_event_with_the_request_trace() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let mut request = json_request("POST", "/users", r#"{"name":"Bo","email":"bo@x.io"}"#);
     request
@@ -53,7 +53,7 @@ async fn creating_writes_a_user_created_event_with_the_request_trace() {
 
 #[tokio::test]
 async fn unicode_names_are_stored_as_sent() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     for (i, name) in ["Zoë Ångström", "山田太郎", "Ἀριστοτέλης", "👩‍💻"]
         .iter()
         .enumerate()
@@ -65,7 +65,7 @@ async fn unicode_names_are_stored_as_sent() {
 
 #[tokio::test]
 async fn a_name_of_100_characters_is_accepted_and_101_is_refused() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     // Multi-byte characters: the limit counts characters, not bytes.
     let user = app.created(&"é".repeat(100), "ok@x.io").await;
     assert_eq!(user["name"].as_str().unwrap().chars().count(), 100);
@@ -83,7 +83,7 @@ async fn a_name_of_100_characters_is_accepted_and_101_is_refused() {
 
 #[tokio::test]
 async fn an_email_taken_in_another_case_is_a_409() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     app.created("A", "same@example.com").await;
     let reply = app
         .create(r#"{"name":"B","email":"SAME@Example.com"}"#)
@@ -94,7 +94,7 @@ async fn an_email_taken_in_another_case_is_a_409() {
 
 #[tokio::test]
 async fn every_missing_or_invalid_field_is_listed_in_a_422() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let reply = app.create("{}").await;
     let details = reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(details["name"], "is required");
@@ -116,7 +116,7 @@ async fn every_missing_or_invalid_field_is_listed_in_a_422() {
 
 #[tokio::test]
 async fn wrong_json_types_are_a_422_per_field() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let reply = app.create(r#"{"name":42,"email":["a@b.co"]}"#).await;
     let details = reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(details["name"], "must be a string (got a number)");
@@ -130,7 +130,7 @@ async fn wrong_json_types_are_a_422_per_field() {
 
 #[tokio::test]
 async fn malformed_json_is_a_400() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     for body in [
         "{",
         r#"{"name":"a","#,
@@ -145,7 +145,7 @@ async fn malformed_json_is_a_400() {
 
 #[tokio::test]
 async fn a_missing_or_wrong_content_type_is_a_400() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let body = r#"{"name":"a","email":"a@b.co"}"#;
     for content_type in [
         None,
@@ -166,7 +166,7 @@ async fn a_missing_or_wrong_content_type_is_a_400() {
 
 #[tokio::test]
 async fn a_body_over_64_kib_is_a_413() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let body = json!({"name": "a".repeat(70 * 1024), "email": "a@b.co"}).to_string();
     app.create(&body)
         .await

@@ -6,7 +6,7 @@ use crate::{TestApp, json_request, request};
 
 #[tokio::test]
 async fn unknown_paths_are_a_json_404() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     for uri in ["/", "/nope", "/users/1/extra", "/USERS", "/users/"] {
         app.call(request("GET", uri))
             .await
@@ -16,7 +16,7 @@ async fn unknown_paths_are_a_json_404() {
 
 #[tokio::test]
 async fn a_wrong_method_is_a_json_405_with_allow() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     for (method, uri) in [
         ("PUT", "/users"),
         ("DELETE", "/users"),
@@ -33,7 +33,7 @@ async fn a_wrong_method_is_a_json_405_with_allow() {
 
 #[tokio::test]
 async fn healthz_is_ok() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let reply = app.call(request("GET", "/healthz")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["status"], "ok");
@@ -41,7 +41,7 @@ async fn healthz_is_ok() {
 
 #[tokio::test]
 async fn readyz_reports_the_database_the_broker_and_the_backlog() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     app.created("A", "a@x.io").await;
     app.created("B", "b@x.io").await;
     let reply = app.call(request("GET", "/readyz")).await;
@@ -55,7 +55,7 @@ async fn readyz_reports_the_database_the_broker_and_the_backlog() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status_and_show_the_backlog() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     app.created("A", "a@x.io").await;
     app.call(json_request("POST", "/users", "{")).await;
     app.call(request("GET", "/users/77")).await;

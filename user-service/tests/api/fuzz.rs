@@ -55,7 +55,7 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn no_request_gets_a_500_and_every_error_is_json() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let app = runtime.block_on(async { TestApp::new() });
+    let app = runtime.block_on(async { TestApp::fresh() });
     let content_type = prop::sample::select(vec![
         "application/json",
         "application/json; charset=utf-8",

@@ -20,7 +20,7 @@ async fn user_count(app: &TestApp) -> usize {
 
 #[tokio::test]
 async fn a_retry_with_the_same_key_and_body_replays_the_first_response() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let body = r#"{"name":"Ann","email":"ann@x.io"}"#;
     let first = post_with_key(&app, "key-1", body).await;
     assert_eq!(first.status, StatusCode::CREATED);
@@ -39,7 +39,7 @@ async fn a_retry_with_the_same_key_and_body_replays_the_first_response() {
 
 #[tokio::test]
 async fn a_replay_returns_the_first_response_even_after_the_user_changed() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let body = r#"{"name":"Ann","email":"ann@x.io"}"#;
     let first = post_with_key(&app, "key-2", body).await;
     let uri = format!("/users/{}", first.body["id"]);
@@ -52,7 +52,7 @@ async fn a_replay_returns_the_first_response_even_after_the_user_changed() {
 
 #[tokio::test]
 async fn the_same_key_with_another_body_is_a_422() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     post_with_key(&app, "key-3", r#"{"name":"Ann","email":"ann@x.io"}"#).await;
     let other = post_with_key(&app, "key-3", r#"{"name":"Bob","email":"bob@x.io"}"#).await;
     other.assert_error(StatusCode::UNPROCESSABLE_ENTITY);
@@ -61,7 +61,7 @@ async fn the_same_key_with_another_body_is_a_422() {
 
 #[tokio::test]
 async fn different_keys_create_different_users() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     post_with_key(&app, "a", r#"{"name":"Ann","email":"ann@x.io"}"#).await;
     let second = post_with_key(&app, "b", r#"{"name":"Bob","email":"bob@x.io"}"#).await;
     assert_eq!(second.status, StatusCode::CREATED);
@@ -71,7 +71,7 @@ async fn different_keys_create_different_users() {
 
 #[tokio::test]
 async fn concurrent_retries_with_one_key_create_one_user() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let body = r#"{"name":"Ann","email":"ann@x.io"}"#;
     // Polled together, so their commands reach the writer in one group.
     let replies = join_all((0..10).map(|_| post_with_key(&app, "same", body))).await;
@@ -82,7 +82,7 @@ async fn concurrent_retries_with_one_key_create_one_user() {
 
 #[tokio::test]
 async fn an_invalid_key_is_a_400() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let body = r#"{"name":"Ann","email":"ann@x.io"}"#;
     for key in [String::new(), "x".repeat(300), "has space".to_owned()] {
         let mut request = json_request("POST", "/users", body);

@@ -31,7 +31,7 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub fn new() -> Self {
+    pub fn fresh() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut registry = Registry::default();
         let observer = events::http::HttpObserver::register(&mut registry);

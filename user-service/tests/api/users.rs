@@ -7,7 +7,7 @@ use crate::{TestApp, json_request, request};
 
 #[tokio::test]
 async fn a_user_is_read_back_by_id() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let created = app.created("Ann", "ann@x.io").await;
     let reply = app
         .call(request("GET", &format!("/users/{}", created["id"])))
@@ -18,7 +18,7 @@ async fn a_user_is_read_back_by_id() {
 
 #[tokio::test]
 async fn unknown_or_impossible_ids_are_a_404() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     for id in [
         "999",
         "abc",
@@ -46,14 +46,14 @@ async fn unknown_or_impossible_ids_are_a_404() {
 
 #[tokio::test]
 async fn a_path_that_is_not_utf8_is_a_400() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let reply = app.call(request("GET", "/users/%FF%FE")).await;
     reply.assert_error(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn the_list_pages_oldest_first_with_a_cursor() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     for i in 0..5 {
         app.created(&format!("u{i}"), &format!("u{i}@x.io")).await;
     }
@@ -85,7 +85,7 @@ async fn the_list_pages_oldest_first_with_a_cursor() {
 
 #[tokio::test]
 async fn bad_paging_parameters_are_a_400_naming_each() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let reply = app.call(request("GET", "/users?limit=-1&after=abc")).await;
     let details = reply.assert_error(StatusCode::BAD_REQUEST);
     assert!(details["limit"].is_string(), "{details}");
@@ -104,7 +104,7 @@ async fn bad_paging_parameters_are_a_400_naming_each() {
 
 #[tokio::test]
 async fn a_patch_bumps_the_version_and_emits_user_updated() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let created = app.created("Ann", "ann@x.io").await;
     let uri = format!("/users/{}", created["id"]);
     let reply = app
@@ -142,7 +142,7 @@ async fn a_patch_bumps_the_version_and_emits_user_updated() {
 
 #[tokio::test]
 async fn a_patch_to_a_taken_email_is_a_409_and_an_empty_patch_a_422() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     app.created("A", "a@x.io").await;
     let b = app.created("B", "b@x.io").await;
     let uri = format!("/users/{}", b["id"]);
@@ -170,7 +170,7 @@ async fn a_patch_to_a_taken_email_is_a_409_and_an_empty_patch_a_422() {
 
 #[tokio::test]
 async fn a_delete_is_a_204_and_emits_user_deleted_with_the_next_version() {
-    let app = TestApp::new();
+    let app = TestApp::fresh();
     let created = app.created("Ann", "ann@x.io").await;
     let uri = format!("/users/{}", created["id"]);
     app.call(json_request("PATCH", &uri, r#"{"name":"Anne"}"#))
