@@ -3,7 +3,9 @@
 //! and private RabbitMQ nodes for tests that stop or restart a broker ([`broker`]).
 
 pub mod broker;
+pub mod faults;
 pub mod process;
+pub mod stream;
 pub mod system;
 
 pub use broker::PrivateBroker;

@@ -21,6 +21,8 @@ pub struct Queues {
     pub order: String,
     /// Where unrouted events go.
     pub unrouted: String,
+    /// A second target of the user route: every forwarded event, for counting.
+    pub tap: String,
 }
 
 impl Queues {
@@ -31,6 +33,7 @@ impl Queues {
             dispatch: format!("{base}.dispatch"),
             order: format!("{base}.order"),
             unrouted: format!("{base}.unrouted"),
+            tap: format!("{base}.tap"),
         }
     }
 
@@ -42,24 +45,26 @@ impl Queues {
     /// Every queue the system declares (for cleanup), `.dead` queues included.
     pub fn all(&self) -> Vec<String> {
         let mut all = Vec::new();
-        for q in [&self.dispatch, &self.order, &self.unrouted] {
+        for q in [&self.dispatch, &self.order, &self.unrouted, &self.tap] {
             all.push(q.clone());
             all.push(format!("{q}.dead"));
         }
         all
     }
 
-    /// The default routing table, on these queues, plus `extra` TOML appended.
+    /// The default routing table on these queues (user events to order-service and to
+    /// the tap), plus `extra` TOML appended.
     pub fn routes_toml(&self, extra: &str) -> String {
         format!(
             "source = \"{}\"\nunrouted = \"{}\"\ndead_letter = \"{}\"\n\n\
              [[route]]\nname = \"user-snapshots\"\n\
              event = [\"user_created\", \"user_updated\", \"user_deleted\"]\n\
-             to = [\"{}\"]\n{extra}",
+             to = [\"{}\", \"{}\"]\n{extra}",
             self.dispatch,
             self.unrouted,
             self.dead(),
-            self.order
+            self.order,
+            self.tap
         )
     }
 }
@@ -127,16 +132,16 @@ impl System {
         std::fs::write(&routes, queues.routes_toml(""))?;
         let mut dispatcher_spec = common(Spec::new("dispatcher"), &options)
             .env("ROUTES_FILE", routes.display().to_string())
-            .env("DISPATCHER_ADDR", "127.0.0.1:0");
+            .env("DISPATCHER_ADDR", local_addr()?);
         if let Some(interval) = &options.poll_interval {
             dispatcher_spec = dispatcher_spec.env("ROUTES_POLL_INTERVAL", interval);
         }
         let users_spec = common(Spec::new("user-service"), &options)
-            .env("USER_SERVICE_ADDR", "127.0.0.1:0")
+            .env("USER_SERVICE_ADDR", local_addr()?)
             .env("USER_DB", db(dir.path(), "users.db"))
             .env("DISPATCH_QUEUE", &queues.dispatch);
         let orders_spec = common(Spec::new("order-service"), &options)
-            .env("ORDER_SERVICE_ADDR", "127.0.0.1:0")
+            .env("ORDER_SERVICE_ADDR", local_addr()?)
             .env("ORDER_DB", db(dir.path(), "orders.db"))
             .env("ORDER_QUEUE", &queues.order);
         let dispatcher = Service::start(dispatcher_spec)
@@ -247,6 +252,11 @@ impl System {
         events::testing::delete_queues(&connection, &refs).await;
         Ok(())
     }
+}
+
+/// A free local address, chosen now so that a restarted service keeps its address.
+fn local_addr() -> anyhow::Result<String> {
+    Ok(format!("127.0.0.1:{}", crate::broker::free_port()?))
 }
 
 fn db(dir: &Path, name: &str) -> String {

@@ -4,9 +4,11 @@
 //! - `test`: broker, then fmt, clippy and the whole test suite: what CI runs.
 //! - `up`: broker, build, and run the three services with interleaved logs.
 //! - `bench`: the benchmarks, each figure against its peer in the same run.
+//! - `faults`: the fault suite (nothing lost under broker loss, kills, bad input…).
 
 mod bench;
 mod broker;
+mod faults;
 mod test;
 mod up;
 mod workspace;
@@ -38,6 +40,9 @@ enum Command {
     /// Benchmarks against peers in the same run: dispatcher vs RabbitMQ Shovel, routing
     /// cost (criterion), user-service vs a FastAPI peer, end-to-end latency.
     Bench(bench::BenchArgs),
+    /// The fault suite: broker loss, killed processes, reload storms, bad input; counts
+    /// lost (must be 0) and duplicated events per scenario.
+    Faults(faults::FaultsArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Up(args) => up::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Faults(args) => faults::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,8 @@
 //! `cargo xtask test`: what CI runs. Broker first (tests use a real one), then the
 //! formatting and lint gates, then every test of the workspace.
 
-use crate::broker;
 use crate::workspace::{cargo, run as step, succeeds};
+use crate::{broker, faults};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -60,6 +60,16 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
             cargo()
                 .args(["test", "--workspace", "--no-fail-fast"])
                 .args(&args.runner_args),
+        )?;
+    }
+    if args.runner_args.is_empty() {
+        // The reduced fault suite, on the debug binaries just built.
+        faults::run_suite(
+            "debug",
+            &faults::FaultsArgs {
+                quick: true,
+                suite_args: Vec::new(),
+            },
         )?;
     }
     println!("\x1b[32mall checks passed\x1b[0m");
