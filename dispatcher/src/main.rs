@@ -1,1 +1,39 @@
-fn main() {}
+//! `dispatcher`: parse the command line, then run the daemon or a one-shot command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dispatcher::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    match cli.command {
+        Some(Command::Check { path }) => cli::check(&path, &mut out, &mut err),
+        Some(Command::Explain {
+            args,
+            headers,
+            json,
+        }) => cli::explain(&args, &headers, json, &mut out, &mut err),
+        Some(Command::Run(settings)) => run(settings),
+        None => run(cli.run),
+    }
+}
+
+fn run(settings: dispatcher::Settings) -> ExitCode {
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                events::telemetry::init("dispatcher")?;
+                dispatcher::run(settings, events::shutdown::on_signal()).await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dispatcher: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

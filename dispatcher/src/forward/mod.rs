@@ -1,0 +1,218 @@
+//! Consume → route → publish → ack, pipelined: up to `prefetch` deliveries in flight,
+//! each one's publishes confirmed concurrently, acks batched with `multiple` up to the
+//! highest tag whose own fate and all lower ones are settled.
+//!
+//! A broker session owns two connections (consume, publish). Any consume or publish
+//! error ends the session: its channels are dropped unacked (the broker requeues what
+//! was in flight), and a new session reconnects, redeclares and resumes. Tags are never
+//! carried from one session's channel to another's.
+
+pub mod acks;
+pub mod deliver;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use events::amqp::{ConnectError, Publisher, connect, reconnect_backoff};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::declare_table;
+use crate::state::Shared;
+use acks::AckWindow;
+use deliver::{Context, Fate};
+
+/// A session that consumed for this long resets the reconnect backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+
+/// Runs broker sessions until `shutdown`, reconnecting with capped backoff.
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut delays = reconnect_backoff();
+    loop {
+        let started = Instant::now();
+        let result = session(&shared, &shutdown).await;
+        shared.broker.store(None);
+        let error = match result {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        shared.set_not_ready(format!("broker session failed: {error:#}"));
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if started.elapsed() > HEALTHY_SESSION {
+            delays = reconnect_backoff();
+        }
+        let delay = delays.next().unwrap_or(Duration::from_secs(5));
+        tracing::warn!(
+            error = format!("{error:#}"),
+            retry_in_ms = delay.as_millis() as u64,
+            "broker session ended, reconnecting"
+        );
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One session: `Ok` on shutdown, `Err` when the broker failed us.
+async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let url = &shared.settings.amqp.url;
+    let Some(consume) = connected(connect(url, "dispatcher consume", shutdown).await)? else {
+        return Ok(());
+    };
+    let Some(publish) = connected(connect(url, "dispatcher publish", shutdown).await)? else {
+        return Ok(());
+    };
+    let publish = Arc::new(publish);
+    shared.metrics.sessions.inc();
+    let publisher = Publisher::new(&publish)
+        .await
+        .context("opening the publish channel")?;
+    shared.broker.store(Some(publish.clone()));
+    let generation = shared.generation();
+    declare_table(&publish, &generation.table, shared.settings.amqp.queue_type)
+        .await
+        .context("declaring the routing table's queues")?;
+    let channel = consume
+        .create_channel()
+        .await
+        .context("opening the consume channel")?;
+    channel
+        .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
+        .await
+        .context("setting the prefetch")?;
+    let source = generation.table.source.clone();
+    let mut consumer = channel
+        .basic_consume(
+            source.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("consuming {source}"))?;
+    shared.set_ready();
+    tracing::info!(%source, prefetch = shared.settings.prefetch, generation = generation.number, "consuming");
+    drop(generation);
+    let context = Arc::new(Context {
+        publisher,
+        shared: shared.clone(),
+    });
+    let result = pump(&context, &channel, &mut consumer, shutdown).await;
+    shared.set_not_ready(if result.is_ok() {
+        "shutting down"
+    } else {
+        "broker session failed"
+    });
+    close(&consume, &publish).await;
+    result
+}
+
+fn connected(result: Result<Connection, ConnectError>) -> anyhow::Result<Option<Connection>> {
+    match result {
+        Ok(connection) => Ok(Some(connection)),
+        Err(ConnectError::Cancelled) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Moves deliveries until shutdown (then drains) or a broker error.
+async fn pump(
+    context: &Arc<Context>,
+    channel: &Channel,
+    consumer: &mut Consumer,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = &context.shared.metrics;
+    let mut window = AckWindow::default();
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some((tag, fate)) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(channel, &mut window, tag, fate, context).await?;
+                // Settle everything else already finished, then ack once for all.
+                while let Some(Some((tag, fate))) = in_flight.next().now_or_never() {
+                    settle(channel, &mut window, tag, fate, context).await?;
+                }
+                ack(channel, &mut window).await?;
+            }
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    window.received(delivery.delivery_tag);
+                    metrics.in_flight.inc();
+                    in_flight.push(deliver::handle(context.clone(), delivery.delivery_tag, delivery.properties, delivery.data));
+                }
+                Some(Err(error)) => return Err(error).context("consuming"),
+                None => bail!("the broker cancelled the consumer"),
+            },
+        }
+    }
+    // Shutdown: take no new deliveries, finish those in flight, ack them.
+    let _ = channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await;
+    let deadline = tokio::time::sleep(context.shared.settings.drain_timeout);
+    tokio::pin!(deadline);
+    while !in_flight.is_empty() {
+        tokio::select! {
+            () = &mut deadline => {
+                tracing::warn!(left = in_flight.len(), "drain timeout: unfinished events stay unacked and will be redelivered");
+                break;
+            }
+            Some((tag, fate)) = in_flight.next() => settle(channel, &mut window, tag, fate, context).await?,
+        }
+    }
+    ack(channel, &mut window).await?;
+    tracing::info!("consumer stopped, in-flight events settled");
+    Ok(())
+}
+
+async fn settle(
+    channel: &Channel,
+    window: &mut AckWindow,
+    tag: u64,
+    fate: Fate,
+    context: &Context,
+) -> anyhow::Result<()> {
+    context.shared.metrics.in_flight.dec();
+    match fate {
+        Fate::Done(_) => window.done(tag),
+        Fate::Requeue => {
+            channel
+                .basic_reject(tag, BasicRejectOptions { requeue: true })
+                .await
+                .context("rejecting a delivery")?;
+            window.rejected(tag);
+        }
+        Fate::Lost(error) => return Err(error).context("publishing"),
+    }
+    Ok(())
+}
+
+async fn ack(channel: &Channel, window: &mut AckWindow) -> anyhow::Result<()> {
+    if let Some(tag) = window.ackable() {
+        channel
+            .basic_ack(tag, BasicAckOptions { multiple: true })
+            .await
+            .context("acking")?;
+    }
+    Ok(())
+}
+
+/// Closes both connections, bounded: a dead broker must not hold up shutdown.
+async fn close(consume: &Connection, publish: &Connection) {
+    let bound = Duration::from_secs(2);
+    let _ = tokio::time::timeout(bound, consume.close(200, "dispatcher stopping".into())).await;
+    let _ = tokio::time::timeout(bound, publish.close(200, "dispatcher stopping".into())).await;
+}

@@ -1,0 +1,148 @@
+//! What the dispatcher's tasks share: the running table generation (swapped whole),
+//! the broker connection used for declarations, readiness, metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use chrono::{DateTime, Utc};
+use lapin::Connection;
+use serde::Serialize;
+
+use crate::metrics::{Metrics, TableCounters};
+use crate::reload::ReloadFailure;
+use crate::routes::RoutingTable;
+use crate::settings::Settings;
+
+/// One loaded routing table and what belongs to it.
+#[derive(Debug)]
+pub struct Generation {
+    /// 1 for the table loaded at start, +1 per accepted reload.
+    pub number: u64,
+    /// The table.
+    pub table: RoutingTable,
+    /// SHA-256 of the file content it was compiled from (hex).
+    pub sha256: String,
+    /// When it was swapped in.
+    pub loaded_at: DateTime<Utc>,
+    /// Its metric handles.
+    pub counters: TableCounters,
+}
+
+/// State shared by the forwarder, the watcher and the admin endpoints.
+#[derive(Debug)]
+pub struct Shared {
+    /// The settings the process runs with.
+    pub settings: Settings,
+    /// The running table; each event is routed by the generation it loaded.
+    pub current: ArcSwap<Generation>,
+    /// The publish connection of the live broker session, for declarations on reload.
+    pub broker: ArcSwapOption<Connection>,
+    /// Whether a consumer is running and its table's declarations succeeded.
+    consuming: AtomicBool,
+    /// Why the forwarder is not consuming, when it is not.
+    pub not_ready: ArcSwapOption<String>,
+    /// The last refused reload, cleared by the next accepted one.
+    pub last_error: ArcSwapOption<ReloadFailure>,
+    /// Serializes reloads.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    /// State with `table` as generation 1.
+    pub fn new(settings: Settings, table: RoutingTable, sha256: String) -> Self {
+        let metrics = Metrics::new();
+        let counters = metrics.for_table(&table);
+        metrics.generation.set(1);
+        metrics
+            .routes
+            .set(i64::try_from(table.routes().len()).unwrap_or(i64::MAX));
+        let generation = Generation {
+            number: 1,
+            table,
+            sha256,
+            loaded_at: Utc::now(),
+            counters,
+        };
+        Self {
+            settings,
+            current: ArcSwap::from_pointee(generation),
+            broker: ArcSwapOption::empty(),
+            consuming: AtomicBool::new(false),
+            not_ready: ArcSwapOption::from_pointee("not connected to the broker yet".to_owned()),
+            last_error: ArcSwapOption::empty(),
+            reload_lock: tokio::sync::Mutex::new(()),
+            metrics,
+        }
+    }
+
+    /// The running generation.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// Marks the forwarder as consuming.
+    pub fn set_ready(&self) {
+        self.not_ready.store(None);
+        self.consuming.store(true, Ordering::Release);
+    }
+
+    /// Marks the forwarder as not consuming, saying why.
+    pub fn set_not_ready(&self, why: impl Into<String>) {
+        self.consuming.store(false, Ordering::Release);
+        self.not_ready.store(Some(Arc::new(why.into())));
+    }
+
+    /// `None` when ready, else why not.
+    pub fn readiness(&self) -> Option<String> {
+        if self.consuming.load(Ordering::Acquire) {
+            let publish_up = self
+                .broker
+                .load()
+                .as_ref()
+                .is_some_and(|c| c.status().connected());
+            return (!publish_up).then(|| "publish connection lost".to_owned());
+        }
+        Some(
+            self.not_ready
+                .load()
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(|| "not consuming".to_owned()),
+        )
+    }
+}
+
+/// A route as `GET /routes` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteView {
+    /// Name.
+    pub name: String,
+    /// Types and patterns.
+    pub event: Vec<String>,
+    /// Conditions, as text.
+    #[serde(rename = "where")]
+    pub conditions: Vec<String>,
+    /// Targets.
+    pub to: Vec<crate::routes::Target>,
+    /// Whether it stops later routes.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+/// The routes of `table` for display (and for comparing two tables).
+pub fn route_views(table: &RoutingTable) -> Vec<RouteView> {
+    table
+        .routes()
+        .iter()
+        .map(|r| RouteView {
+            name: r.name.clone(),
+            event: r.events.clone(),
+            conditions: r.conditions.iter().map(ToString::to_string).collect(),
+            to: r.targets.iter().map(|&t| table.target(t).clone()).collect(),
+            is_final: r.is_final,
+        })
+        .collect()
+}
