@@ -66,7 +66,7 @@ async fn generation(system: &System) -> (u64, Value) {
         .unwrap();
     (
         body["generation"].as_u64().unwrap(),
-        body["last_error"].clone(),
+        body["last_reload_error"].clone(),
     )
 }
 

@@ -20,7 +20,7 @@ async fn routes_state(system: &System) -> (u64, Value) {
     let body: Value = response.json().await.unwrap_or_default();
     (
         body["generation"].as_u64().unwrap_or(0),
-        body["last_error"].clone(),
+        body["last_reload_error"].clone(),
     )
 }
 
