@@ -1,8 +1,8 @@
 //! order-service: consumes user events into idempotent, version-aware SQLite snapshots
 //! of users, and takes orders for the users it knows, without ever calling user-service.
 //!
-//! - [`consume`]: the AMQP loop (batch, apply, dead-letter, ack); [`outcome`] names the
-//!   end of each message, [`dead_letter`] builds what goes to `<queue>.dead`.
+//! - [`consume`]: the AMQP loop; `batch` applies, dead-letters and acks one batch;
+//!   [`outcome`] names the end of each message, [`dead_letter`] builds what goes to `<queue>.dead`.
 //! - [`event`] reads user events; [`apply`] holds the pure apply rules.
 //! - [`writer`] is the one SQLite writer thread; [`db`], [`snapshots`] and
 //!   [`order_store`] are the SQL.
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 pub mod apply;
+mod batch;
 pub mod consume;
 pub mod db;
 pub mod dead_letter;
