@@ -159,3 +159,40 @@ impl Running {
             .context("the HTTP server failed")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn flags_set_every_setting_and_durations_are_human() {
+        let settings = Settings::try_parse_from([
+            "user-service",
+            "--addr=127.0.0.1:0",
+            "--db=/tmp/x/users.db",
+            "--dispatch-queue=q",
+            "--outbox-retention=24h",
+            "--outbox-poll-interval=250ms",
+            "--amqp-url=amqp://u:p@h:1/%2f",
+            "--queue-type=classic",
+        ])
+        .unwrap();
+        assert_eq!(settings.addr, "127.0.0.1:0");
+        assert_eq!(settings.db, PathBuf::from("/tmp/x/users.db"));
+        assert_eq!(settings.dispatch_queue, "q");
+        assert_eq!(settings.outbox_retention, Duration::from_secs(86_400));
+        assert_eq!(settings.outbox_poll_interval, Duration::from_millis(250));
+        assert_eq!(settings.amqp.url, "amqp://u:p@h:1/%2f");
+        assert_eq!(settings.amqp.queue_type, events::QueueType::Classic);
+    }
+
+    #[test]
+    fn a_nonsense_duration_is_refused_with_an_example() {
+        let err = Settings::try_parse_from(["user-service", "--outbox-retention=soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("e.g. `7d`"), "{err}");
+    }
+}

@@ -18,7 +18,8 @@ pub struct TypeLabel {
 /// Label of a publish failure.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// A short code: `broker_error`, `nacked`, `unroutable`, `timeout`, `connect`.
+    /// A short code: `broker_error`, `nacked`, `unroutable`, `timeout` (a confirm that
+    /// never came), `connect` (the channel or queue set-up failed after connecting).
     pub reason: String,
 }
 
@@ -29,7 +30,7 @@ pub struct Metrics {
     pub outbox_backlog: Gauge,
     /// Events confirmed by the broker, by type (a republished event counts again).
     pub events_published: Family<TypeLabel, Counter>,
-    /// Publishes or connection attempts that failed, by reason.
+    /// Publishes and channel set-ups that failed, by reason.
     pub publish_failures: Family<ReasonLabel, Counter>,
     /// 1 while the relay holds a broker connection, else 0.
     pub broker_connected: Gauge,
@@ -59,7 +60,7 @@ impl Metrics {
         );
         registry.register(
             "event_publish_failures",
-            "Failed publishes and broker connection attempts, by reason",
+            "Failed publishes and channel set-ups, by reason",
             metrics.publish_failures.clone(),
         );
         registry.register(

@@ -5,24 +5,23 @@
 //! mark republishes the event with the same id (at-least-once). Published rows and old
 //! idempotency records are pruned after the retention period.
 
+mod prune;
+mod publish;
+
 use std::time::Duration;
 
-use events::amqp::{self, PERSISTENT, PendingConfirm, PublishError, Publisher};
-use events::envelope::CONTENT_TYPE;
-use events::{AmqpSettings, CloudEvent};
-use lapin::{BasicProperties, Connection};
+use events::AmqpSettings;
+use events::amqp::{self, PublishError, Publisher};
+use lapin::Connection;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::metrics::{Metrics, TypeLabel};
-use crate::store::{OutboxRow, Store, StoreError};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+pub use prune::prune;
+use publish::publish_batch;
 
 /// Rows read and published per round trip.
 const BATCH: u32 = 512;
-/// How long a confirm may take before the connection is considered dead.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
-/// Rows deleted per prune transaction, so pruning never holds the writer for long.
-const PRUNE_CHUNK: u32 = 5_000;
 
 /// What the relay needs to know.
 #[derive(Debug, Clone)]
@@ -37,7 +36,7 @@ pub struct RelaySettings {
 
 /// Why a connected session ended.
 #[derive(Debug, thiserror::Error)]
-enum RelayError {
+pub(super) enum RelayError {
     #[error("{0}")]
     Publish(#[from] PublishError),
     #[error("no confirm within {0:?}")]
@@ -183,114 +182,6 @@ async fn drain(
         }
         if let Some(error) = failure {
             return Err(error);
-        }
-    }
-}
-
-/// Sends the whole batch, then waits for each confirm in order. Returns the length of the
-/// confirmed prefix and the first failure; rows after a failure are retried later (a row
-/// confirmed after a failed one is then published twice: duplicates are allowed).
-async fn publish_batch(
-    publisher: &Publisher,
-    queue: &str,
-    rows: &[OutboxRow],
-    metrics: &Metrics,
-) -> (usize, Option<RelayError>) {
-    let mut sent: Vec<(PendingConfirm, String)> = Vec::with_capacity(rows.len());
-    let mut failure = None;
-    for row in rows {
-        let (properties, event_type, span) = describe(row);
-        let result = publisher
-            .send("", queue, &row.body, properties)
-            .instrument(span)
-            .await;
-        match result {
-            Ok(pending) => sent.push((pending, event_type)),
-            Err(error) => {
-                failure = Some(RelayError::Publish(error));
-                break;
-            }
-        }
-    }
-    let mut confirmed = 0;
-    for (pending, event_type) in sent {
-        let error = match tokio::time::timeout(CONFIRM_TIMEOUT, pending.wait()).await {
-            Ok(Ok(())) => {
-                confirmed += 1;
-                metrics
-                    .events_published
-                    .get_or_create(&TypeLabel { event_type })
-                    .inc();
-                continue;
-            }
-            Ok(Err(error)) => RelayError::Publish(error),
-            Err(_) => RelayError::ConfirmTimeout(CONFIRM_TIMEOUT),
-        };
-        metrics.failed(match &error {
-            RelayError::Publish(e) => e.reason(),
-            _ => "timeout",
-        });
-        failure = Some(error);
-        break;
-    }
-    (confirmed, failure)
-}
-
-/// The AMQP properties of a stored event, its type and a span for its publish. A row that
-/// is not a readable event (never written by this service) is still published, with
-/// minimal properties, so that the dispatcher dead-letters it with a reason.
-fn describe(row: &OutboxRow) -> (BasicProperties, String, tracing::Span) {
-    match CloudEvent::from_json(&row.body) {
-        Ok(event) => {
-            let trace_id = event
-                .traceparent()
-                .map(|t| t.trace_id())
-                .unwrap_or_default();
-            let span = tracing::debug_span!("publish", event_id = %event.id, event_type = %event.ty, %trace_id);
-            (event.amqp_properties(), event.ty, span)
-        }
-        Err(error) => {
-            tracing::error!(seq = row.seq, %error, "outbox row is not a readable event");
-            let properties = BasicProperties::default()
-                .with_content_type(CONTENT_TYPE.into())
-                .with_delivery_mode(PERSISTENT);
-            (properties, "unreadable".to_owned(), tracing::Span::none())
-        }
-    }
-}
-
-/// Deletes published rows and idempotency records older than `retention`, in chunks,
-/// every `retention / 4` (between 50 ms and one minute), until `shutdown`.
-pub async fn prune(store: Store, retention: Duration, shutdown: CancellationToken) {
-    let period = (retention / 4).clamp(Duration::from_millis(50), Duration::from_secs(60));
-    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(period) => {}
-        }
-        let before_ms = chrono::Utc::now()
-            .timestamp_millis()
-            .saturating_sub(retention_ms);
-        loop {
-            match store.prune(before_ms, PRUNE_CHUNK).await {
-                Ok(pruned) if pruned.events > 0 || pruned.idempotency_keys > 0 => {
-                    tracing::debug!(
-                        events = pruned.events,
-                        keys = pruned.idempotency_keys,
-                        "outbox pruned"
-                    );
-                    let more = pruned.events.max(pruned.idempotency_keys) >= u64::from(PRUNE_CHUNK);
-                    if !more {
-                        break;
-                    }
-                }
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "pruning the outbox failed");
-                    break;
-                }
-            }
         }
     }
 }
