@@ -14,7 +14,7 @@ use crate::{Service, WAIT, body, broker_url, declared_queue, settings};
 
 /// Collects events from `queue` until every id of `expected` (user ids, in commit order)
 /// has arrived; returns the user ids in first-delivery order and the duplicate count.
-async fn collect(channel: &Channel, queue: &str, expected: &[i64]) -> (Vec<i64>, usize) {
+pub async fn collect(channel: &Channel, queue: &str, expected: &[i64]) -> (Vec<i64>, usize) {
     let mut first_seen = Vec::new();
     let mut event_ids = HashSet::new();
     let mut duplicates = 0;
