@@ -29,8 +29,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "instance": shared.instance }))
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {

@@ -32,6 +32,9 @@ pub struct Generation {
 /// State shared by the forwarder, the watcher and the admin endpoints.
 #[derive(Debug)]
 pub struct Shared {
+    /// `dispatcher-<pid>-<n>`: names this instance's broker connections (see the
+    /// management UI) and is shown on `/healthz`.
+    pub instance: String,
     /// The settings the process runs with.
     pub settings: Settings,
     /// The running table; each event is routed by the generation it loaded.
@@ -66,7 +69,14 @@ impl Shared {
             loaded_at: Utc::now(),
             counters,
         };
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let instance = format!(
+            "dispatcher-{}-{}",
+            std::process::id(),
+            INSTANCES.fetch_add(1, Ordering::Relaxed)
+        );
         Self {
+            instance,
             settings,
             current: ArcSwap::from_pointee(generation),
             broker: ArcSwapOption::empty(),

@@ -316,6 +316,8 @@ async fn a_table_naming_a_missing_exchange_is_refused() {
         running.get("/readyz").await.0 == 200,
         "a refused reload does not stop the flow"
     );
+    broker.publish_event(&names.source(), "t", json!({})).await;
+    take_one(&broker.channel().await, &names.q("out"), WAIT).await;
     running.stop().await;
     broker
         .cleanup(&[

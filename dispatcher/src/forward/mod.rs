@@ -10,18 +10,19 @@
 pub mod acks;
 pub mod deliver;
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use events::amqp::{ConnectError, Publisher, connect, reconnect_backoff};
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, Consumer};
+use lapin::{Channel, Connection, Consumer, Event};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::declare_table;
@@ -66,10 +67,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// One session: `Ok` on shutdown, `Err` when the broker failed us.
 async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::Result<()> {
     let url = &shared.settings.amqp.url;
-    let Some(consume) = connected(connect(url, "dispatcher consume", shutdown).await)? else {
+    let consume_name = format!("{} consume", shared.instance);
+    let Some(consume) = connected(connect(url, &consume_name, shutdown).await)? else {
         return Ok(());
     };
-    let Some(publish) = connected(connect(url, "dispatcher publish", shutdown).await)? else {
+    let publish_name = format!("{} publish", shared.instance);
+    let Some(publish) = connected(connect(url, &publish_name, shutdown).await)? else {
         return Ok(());
     };
     let publish = Arc::new(publish);
@@ -107,7 +110,8 @@ async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::
         publisher,
         shared: shared.clone(),
     });
-    let result = pump(&context, &channel, &mut consumer, shutdown).await;
+    let mut failures = connection_failures(&consume, &publish);
+    let result = pump(&context, &channel, &mut consumer, &mut failures, shutdown).await;
     shared.set_not_ready(if result.is_ok() {
         "shutting down"
     } else {
@@ -125,11 +129,48 @@ fn connected(result: Result<Connection, ConnectError>) -> anyhow::Result<Option<
     }
 }
 
+/// Errors of either connection, as they happen. A closed publish connection does not
+/// always fail the confirms already awaited, so the session listens for it here.
+/// Items are `(error, channel-level)`.
+type Failures = Pin<Box<dyn Stream<Item = (anyhow::Error, bool)> + Send>>;
+
+fn connection_failures(consume: &Connection, publish: &Connection) -> Failures {
+    Box::pin(futures_util::stream::select(
+        failures_of(consume, "consume"),
+        failures_of(publish, "publish"),
+    ))
+}
+
+fn failures_of(
+    connection: &Connection,
+    which: &'static str,
+) -> impl Stream<Item = (anyhow::Error, bool)> + Send + 'static {
+    connection.events_listener().filter_map(move |event| {
+        futures_util::future::ready(match event {
+            Event::Error(error) => {
+                let channel_level = error.is_amqp_soft_error();
+                let error = anyhow::Error::new(error).context(format!("{which} connection failed"));
+                Some((error, channel_level))
+            }
+            Event::ConnectionBlocked(reason) => {
+                tracing::warn!(connection = which, %reason, "broker blocked the connection");
+                None
+            }
+            Event::ConnectionUnblocked => {
+                tracing::info!(connection = which, "broker unblocked the connection");
+                None
+            }
+            _ => None,
+        })
+    })
+}
+
 /// Moves deliveries until shutdown (then drains) or a broker error.
 async fn pump(
     context: &Arc<Context>,
     channel: &Channel,
     consumer: &mut Consumer,
+    failures: &mut Failures,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let metrics = &context.shared.metrics;
@@ -139,6 +180,11 @@ async fn pump(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            Some((error, channel_level)) = failures.next() => {
+                if breaks_session(channel_level, channel, context) {
+                    return Err(error);
+                }
+            }
             Some((tag, fate)) = in_flight.next(), if !in_flight.is_empty() => {
                 settle(channel, &mut window, tag, fate, context).await?;
                 // Settle everything else already finished, then ack once for all.
@@ -170,12 +216,26 @@ async fn pump(
                 tracing::warn!(left = in_flight.len(), "drain timeout: unfinished events stay unacked and will be redelivered");
                 break;
             }
+            Some((error, channel_level)) = failures.next() => {
+                if breaks_session(channel_level, channel, context) {
+                    return Err(error);
+                }
+            }
             Some((tag, fate)) = in_flight.next() => settle(channel, &mut window, tag, fate, context).await?,
         }
     }
     ack(channel, &mut window).await?;
     tracing::info!("consumer stopped, in-flight events settled");
     Ok(())
+}
+
+/// Whether a reported error ends the session: any connection-level error, and a
+/// channel-level one only when it closed one of ours (a reload's passive declare of a
+/// missing exchange fails a throw-away channel, not the session).
+fn breaks_session(channel_level: bool, channel: &Channel, context: &Context) -> bool {
+    !channel_level
+        || !channel.status().connected()
+        || !context.publisher.channel().status().connected()
 }
 
 async fn settle(

@@ -81,6 +81,12 @@ impl Running {
         settings.amqp.queue_type = queue_type();
         settings.retry_backoff = Duration::from_millis(20);
         tweak(&mut settings);
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info,dispatcher=debug")
+                .with_test_writer()
+                .try_init();
+        }
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(dispatcher::serve(listener, settings, shutdown.clone()));
         let running = Self {
