@@ -128,6 +128,9 @@ impl Service {
         command
             .args(&self.spec.args)
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            // The harness finds the port in the "listening on" line: keep it whatever
+            // the test's filter.
+            .env("RUST_LOG", self.rust_log())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -145,6 +148,17 @@ impl Service {
         self.child = Some(child);
         self.addr = None;
         Ok(())
+    }
+
+    fn rust_log(&self) -> String {
+        let filter = self
+            .spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "RUST_LOG")
+            .map_or("info", |(_, v)| v.as_str());
+        format!("{filter},events::http=info")
     }
 
     /// Starts it again with the same spec (after a stop or a kill); the address may change.
