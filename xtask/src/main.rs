@@ -3,11 +3,13 @@
 //! - `broker`: make sure a RabbitMQ broker answers at `AMQP_URL` (start or install one).
 //! - `test`: broker, then fmt, clippy and the whole test suite: what CI runs.
 //! - `up`: broker, build, and run the three services with interleaved logs.
+//! - `demo`: one user's journey through the system, timed.
 //! - `bench`: the benchmarks, each figure against its peer in the same run.
 //! - `faults`: the fault suite (nothing lost under broker loss, kills, bad input…).
 
 mod bench;
 mod broker;
+mod demo;
 mod faults;
 mod test;
 mod up;
@@ -37,6 +39,9 @@ enum Command {
     Test(test::TestArgs),
     /// Run the whole system: broker, build, dispatcher + user-service + order-service.
     Up(up::UpArgs),
+    /// Create a user and follow its event through the system, with timings (starts the
+    /// system if it is not up).
+    Demo(demo::DemoArgs),
     /// Benchmarks against peers in the same run: dispatcher vs RabbitMQ Shovel, routing
     /// cost (criterion), user-service vs a FastAPI peer, end-to-end latency.
     Bench(bench::BenchArgs),
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Broker => broker::ensure().map(|_| ()),
         Command::Test(args) => test::run(&args),
         Command::Up(args) => up::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Faults(args) => faults::run(&args),
     };

@@ -104,6 +104,36 @@ struct Running {
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// The three services as child processes, their output prefixed and echoed.
+pub struct Fleet {
+    running: Vec<Running>,
+    exited: mpsc::UnboundedReceiver<(usize, String)>,
+}
+
+impl Fleet {
+    /// Spawns every service from the `release` or debug build.
+    pub fn start(services: &[Service], release: bool) -> anyhow::Result<Self> {
+        let bin_dir = target_dir().join(if release { "release" } else { "debug" });
+        let (exits, exited) = mpsc::unbounded_channel::<(usize, String)>();
+        let mut running = Vec::new();
+        for (index, service) in services.iter().enumerate() {
+            let child = spawn(&bin_dir, service)?;
+            running.push(watch(index, service.clone(), child, exits.clone()));
+        }
+        Ok(Self { running, exited })
+    }
+
+    /// Resolves when a service exits on its own: its index and exit status.
+    async fn next_exit(&mut self) -> Option<(usize, String)> {
+        self.exited.recv().await
+    }
+
+    /// Stops every live service cleanly.
+    pub async fn stop(&mut self) {
+        stop_all(&self.running, &mut self.exited, None).await;
+    }
+}
+
 async fn supervise(
     services: Vec<Service>,
     release: bool,
@@ -117,13 +147,7 @@ async fn supervise(
             );
         }
     }
-    let bin_dir = target_dir().join(if release { "release" } else { "debug" });
-    let (exits, mut exited) = mpsc::unbounded_channel::<(usize, String)>();
-    let mut running = Vec::new();
-    for (index, service) in services.iter().enumerate() {
-        let child = spawn(&bin_dir, service)?;
-        running.push(watch(index, service.clone(), child, exits.clone()));
-    }
+    let mut fleet = Fleet::start(&services, release)?;
     let ready = wait_all_ready(&services, ready_timeout);
     tokio::pin!(ready);
     let mut announced = false;
@@ -131,19 +155,20 @@ async fn supervise(
         tokio::select! {
             () = events::shutdown::wait_for_signal() => {
                 println!("\nstopping all services…");
-                stop_all(&running, &mut exited, None).await;
+                fleet.stop().await;
                 println!("all services stopped");
                 return Ok(());
             }
-            Some((index, status)) = exited.recv() => {
-                let dead = &running[index];
-                eprintln!("\n\x1b[31m{} exited ({status})\x1b[0m; its last lines:", dead.service.name);
+            Some((index, status)) = fleet.next_exit() => {
+                let dead = &fleet.running[index];
+                let name = dead.service.name;
+                eprintln!("\n\x1b[31m{name} exited ({status})\x1b[0m; its last lines:");
                 for line in dead.tail.lock().map(|t| t.clone()).unwrap_or_default() {
                     eprintln!("  {line}");
                 }
                 eprintln!("stopping the others…");
-                stop_all(&running, &mut exited, Some(index)).await;
-                bail!("{} died ({status}); see its last lines above", dead.service.name);
+                stop_all(&fleet.running, &mut fleet.exited, Some(index)).await;
+                bail!("{name} died ({status}); see its last lines above");
             }
             result = &mut ready, if !announced => {
                 announced = true;
@@ -151,7 +176,7 @@ async fn supervise(
                     Ok(elapsed) => print_banner(&services, elapsed),
                     Err(error) => {
                         eprintln!("\x1b[31m{error:#}\x1b[0m");
-                        stop_all(&running, &mut exited, None).await;
+                        fleet.stop().await;
                         return Err(error);
                     }
                 }
