@@ -102,12 +102,21 @@ pub(crate) fn take_ready(
 }
 
 async fn reject(delivery: &Delivery) -> Result<(), Ended> {
-    delivery
+    let result = delivery
         .acker
         .reject(BasicRejectOptions { requeue: false })
-        .await
-        .map(|_| ())
-        .map_err(|e| Ended::Lost(e.to_string()))
+        .await;
+    settled(result)
+}
+
+/// lapin answers `Ok(false)` when the channel died before the ack or reject could be
+/// sent: the broker will redeliver, so this session is over.
+fn settled(result: Result<bool, lapin::Error>) -> Result<(), Ended> {
+    match result {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Ended::Lost("the channel closed before settling".to_owned())),
+        Err(error) => Err(Ended::Lost(error.to_string())),
+    }
 }
 
 /// Acks every delivery not rejected, with one `multiple` ack on the highest tag: every
@@ -122,12 +131,7 @@ async fn ack_all_but(messages: &[Message], rejected: &[bool]) -> Result<(), Ende
     let Some(delivery) = highest else {
         return Ok(());
     };
-    delivery
-        .acker
-        .ack(BasicAckOptions { multiple: true })
-        .await
-        .map(|_| ())
-        .map_err(|e| Ended::Lost(e.to_string()))
+    settled(delivery.acker.ack(BasicAckOptions { multiple: true }).await)
 }
 
 impl Message {

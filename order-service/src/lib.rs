@@ -40,6 +40,11 @@ use consume::{ConsumeSettings, EventConsumer};
 use metrics::Metrics;
 use writer::WriterOptions;
 
+/// Default of `--prefetch`.
+pub const DEFAULT_PREFETCH: u16 = 100;
+/// Default of `--dedupe-retention-days`.
+pub const DEFAULT_DEDUPE_RETENTION_DAYS: u32 = 7;
+
 /// Every setting, from flags or environment variables (`order-service --help`).
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "order-service", version, about)]
@@ -54,12 +59,12 @@ pub struct Settings {
     #[arg(long, env = "ORDER_QUEUE", default_value = defaults::QUEUE_ORDER)]
     pub queue: String,
     /// Most unacknowledged deliveries at once; also the largest batch per transaction.
-    #[arg(long, env = "ORDER_PREFETCH", default_value_t = 100,
+    #[arg(long, env = "ORDER_PREFETCH", default_value_t = DEFAULT_PREFETCH,
           value_parser = clap::value_parser!(u16).range(1..=5000))]
     pub prefetch: u16,
     /// Days to remember processed event ids for deduplication (0: forever). Older
     /// redeliveries are still ignored by version, counted as stale.
-    #[arg(long, env = "ORDER_DEDUPE_RETENTION_DAYS", default_value_t = 7)]
+    #[arg(long, env = "ORDER_DEDUPE_RETENTION_DAYS", default_value_t = DEFAULT_DEDUPE_RETENTION_DAYS)]
     pub dedupe_retention_days: u32,
     /// Broker settings.
     #[command(flatten)]
@@ -73,8 +78,8 @@ impl Settings {
             addr: defaults::ORDER_SERVICE_ADDR.to_owned(),
             db: PathBuf::from(defaults::ORDER_DB),
             queue: defaults::QUEUE_ORDER.to_owned(),
-            prefetch: 100,
-            dedupe_retention_days: 7,
+            prefetch: DEFAULT_PREFETCH,
+            dedupe_retention_days: DEFAULT_DEDUPE_RETENTION_DAYS,
             amqp,
         }
     }
@@ -155,4 +160,32 @@ pub async fn serve(
     }
     tracing::info!("order-service stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn the_flag_defaults_match_the_programmatic_defaults() {
+        let parsed = Settings::try_parse_from(["order-service"]).unwrap();
+        let built = Settings::defaults_with(parsed.amqp.clone());
+        assert_eq!(parsed.prefetch, built.prefetch);
+        assert_eq!(parsed.dedupe_retention_days, built.dedupe_retention_days);
+        assert_eq!(parsed.queue, built.queue);
+    }
+
+    #[test]
+    fn a_prefetch_of_zero_is_refused_and_zero_retention_means_forever() {
+        assert!(Settings::try_parse_from(["order-service", "--prefetch", "0"]).is_err());
+        let mut settings = Settings::defaults_with(AmqpSettings::default());
+        settings.dedupe_retention_days = 0;
+        assert_eq!(settings.dedupe_retention(), None);
+        settings.dedupe_retention_days = 1;
+        assert_eq!(
+            settings.dedupe_retention(),
+            Some(Duration::from_secs(86_400))
+        );
+    }
 }

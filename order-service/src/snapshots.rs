@@ -167,6 +167,7 @@ impl RawSnapshot {
 mod tests {
     use super::*;
     use crate::event::{Change, UserEventType};
+    use proptest::prelude::{Just, Strategy};
 
     fn db() -> Connection {
         let mut connection = Connection::open_in_memory().unwrap();
@@ -231,6 +232,41 @@ mod tests {
         assert_eq!(ids(list_live(&db, 0, 10).unwrap()), [1, 3]);
         assert_eq!(ids(list_live(&db, 1, 10).unwrap()), [3]);
         assert_eq!(ids(list_live(&db, 0, 1).unwrap()), [1]);
+    }
+
+    /// Events of user 1 at versions 1..=n (true: a delete), delivered in some order with
+    /// repeats, through the SQL store.
+    fn stored_after(steps: &[(u64, bool)]) -> Option<Snapshot> {
+        let db = db();
+        for &(version, is_delete) in steps {
+            let change = if is_delete {
+                Change::Delete
+            } else {
+                named(&format!("v{version}"))
+            };
+            apply(&db, &event(&format!("e{version}"), 1, version, change), 0).unwrap();
+        }
+        get(&db, 1).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_store_converges_to_the_in_order_state_whatever_the_delivery_order(
+            (history, delivered) in proptest::collection::vec(proptest::bool::ANY, 1..10)
+                .prop_flat_map(|deletes| {
+                    let history: Vec<(u64, bool)> =
+                        (1u64..).zip(deletes).map(|(v, d)| (v, d && v > 1)).collect();
+                    let repeats = proptest::collection::vec(proptest::sample::select(history.clone()), 0..6);
+                    (Just(history), repeats)
+                })
+                .prop_flat_map(|(history, repeats)| {
+                    let delivered: Vec<_> = history.iter().copied().chain(repeats).collect();
+                    (Just(history), Just(delivered).prop_shuffle())
+                })
+        ) {
+            proptest::prop_assert_eq!(stored_after(&delivered), stored_after(&history));
+        }
     }
 
     #[test]
