@@ -232,3 +232,30 @@ async fn a_binary_mode_event_is_read_too() {
     service.stop().await.unwrap();
     fx.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_that_cannot_be_dead_lettered_is_rejected_and_does_not_block_the_queue() {
+    let fx = Fixture::new("order.nodead").await;
+    let service = Service::start(&fx.queue, &fx.db()).await;
+    // Without its `.dead` queue the confirmed dead-letter publish comes back unroutable.
+    let channel = fx.connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(
+            format!("{}.dead", fx.queue).as_str().into(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    fx.publish_raw(b"poison").await;
+    fx.publish(&upsert(4, 1, "dan")).await;
+    service.wait_user_version(4, 1).await;
+    service
+        .wait_metric("order_events_rejected_total{reason=\"not_json\"}", 1.0)
+        .await;
+    eventually(WAIT, "the queue drained", || async {
+        (message_count(&fx.connection, &fx.queue).await == Some(0)).then_some(())
+    })
+    .await;
+    service.stop().await.unwrap();
+    fx.cleanup().await;
+}
