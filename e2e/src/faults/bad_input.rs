@@ -158,10 +158,17 @@ async fn count_dead_letters(system: &System, expected: usize) -> anyhow::Result<
 pub async fn http_fuzz(broker: &PrivateBroker, scale: Scale) -> anyhow::Result<Row> {
     let mut system = System::start(options(broker)).await?;
     let mut rng = StdRng::seed_from_u64(0xf022);
+    // A connection per request: a server that answers without reading a body closes the
+    // connection, and a pooled client would blame the next request for it.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let (mut server_errors, mut transport_errors) = (0usize, 0usize);
     let mut examples = Vec::new();
+    let mut transport_examples = Vec::new();
     for i in 0..scale.fuzz_requests {
-        let request = random_request(&system, &mut rng, i);
+        let request = random_request(&system, &client, &mut rng, i);
         match request.send().await {
             Ok(response) if response.status().is_server_error() => {
                 server_errors += 1;
@@ -170,7 +177,12 @@ pub async fn http_fuzz(broker: &PrivateBroker, scale: Scale) -> anyhow::Result<R
                 }
             }
             Ok(_) => {}
-            Err(_) => transport_errors += 1,
+            Err(error) => {
+                transport_errors += 1;
+                if transport_examples.len() < 3 {
+                    transport_examples.push(format!("request #{i}: {error:?}"));
+                }
+            }
         }
     }
     let alive = system.users.exited().is_none();
@@ -188,13 +200,20 @@ pub async fn http_fuzz(broker: &PrivateBroker, scale: Scale) -> anyhow::Result<R
         duplicates: 0,
         serving,
         notes: format!(
-            "{} random requests: {server_errors} 5xx, {transport_errors} transport errors, process alive: {alive} ({verdict}) {examples:?}",
+            "{} random requests: {server_errors} 5xx {examples:?}, {transport_errors} transport errors \
+             {transport_examples:?}, \
+             process alive: {alive} ({verdict})",
             scale.fuzz_requests
         ),
     })
 }
 
-fn random_request(system: &System, rng: &mut StdRng, i: usize) -> reqwest::RequestBuilder {
+fn random_request(
+    system: &System,
+    client: &reqwest::Client,
+    rng: &mut StdRng,
+    i: usize,
+) -> reqwest::RequestBuilder {
     const METHODS: [&str; 8] = [
         "GET", "POST", "PATCH", "DELETE", "PUT", "OPTIONS", "HEAD", "FOO",
     ];
@@ -243,8 +262,7 @@ fn random_request(system: &System, rng: &mut StdRng, i: usize) -> reqwest::Reque
         "",
         "multipart/form-data; boundary=x",
     ];
-    let mut request = system
-        .http
+    let mut request = client
         .request(method, system.users.url(path))
         .header(
             "content-type",

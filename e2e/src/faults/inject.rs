@@ -132,31 +132,30 @@ pub async fn all_serving(system: &System) -> bool {
 }
 
 fn close_dispatcher_connection(broker: &PrivateBroker, role: &str) -> anyhow::Result<String> {
+    // Plain output: the first column is the Erlang pid (`<node.a.b.c>`) close_connection takes.
     let output = broker.ctl(&[
-        "-q",
         "list_connections",
-        "name",
+        "pid",
         "client_properties",
-        "--formatter",
-        "json",
+        "--no-table-headers",
+        "--quiet",
     ])?;
-    let connections: Vec<Value> = serde_json::from_slice(&output.stdout).with_context(|| {
-        format!(
-            "list_connections: {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })?;
-    let found = connections.iter().find_map(|c| {
-        let name = connection_name(c)?;
-        (name.contains("dispatcher") && name.contains(role))
-            .then(|| (c["name"].as_str().map(str::to_owned), name))
+    let listing = String::from_utf8_lossy(&output.stdout).into_owned();
+    let found = listing.lines().find_map(|line| {
+        let label = connection_name(line)?;
+        (label.contains("dispatcher") && label.contains(role)).then(|| {
+            (
+                line.split('\t').next().unwrap_or_default().to_owned(),
+                label,
+            )
+        })
     });
-    let Some((Some(id), label)) = found else {
+    let Some((pid, label)) = found else {
         return Ok(format!(
-            "FAILED: no dispatcher connection named like *{role}*"
+            "FAILED: no dispatcher connection named like *{role}* in {listing:?}"
         ));
     };
-    let closed = broker.ctl(&["close_connection", &id, "fault suite: closing mid-stream"])?;
+    let closed = broker.ctl(&["close_connection", &pid, "fault suite: closing mid-stream"])?;
     anyhow::ensure!(
         closed.status.success(),
         "close_connection: {}",
@@ -165,13 +164,13 @@ fn close_dispatcher_connection(broker: &PrivateBroker, role: &str) -> anyhow::Re
     Ok(format!("broker closed connection {label:?} mid-stream"))
 }
 
-/// The `connection_name` client property of a `list_connections` JSON row.
-fn connection_name(row: &Value) -> Option<String> {
-    row["client_properties"].as_array()?.iter().find_map(|p| {
-        let p = p.as_array()?;
-        (p.first()?.as_str()? == "connection_name")
-            .then(|| p.get(2)?.as_str().map(str::to_owned))?
-    })
+/// The `connection_name` client property in a `list_connections` line
+/// (`{"connection_name","dispatcher consume …"}`).
+fn connection_name(line: &str) -> Option<String> {
+    let key = "\"connection_name\",\"";
+    let start = line.find(key)? + key.len();
+    let rest = &line[start..];
+    Some(rest[..rest.find('"')?].to_owned())
 }
 
 async fn outbox_backlog(system: &System) -> String {
