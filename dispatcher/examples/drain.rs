@@ -6,6 +6,7 @@
 //! ```
 //! With a ROUTES_FILE its `source` and targets are used as they are (its first route's
 //! first queue target is timed); without one, unique queues and a one-route table.
+//! `DRAIN_PRELOAD_ONLY=1` stops after preloading, to time a separately run binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -80,6 +81,10 @@ async fn main() -> anyhow::Result<()> {
         "preloaded {count} events into {source} in {:.2?}",
         started.elapsed()
     );
+    if std::env::var_os("DRAIN_PRELOAD_ONLY").is_some() {
+        // For timing a separately started dispatcher (e.g. to read its CPU time).
+        return Ok(());
+    }
 
     let mut settings = Settings::with_routes(routes);
     settings.prefetch = prefetch;

@@ -70,10 +70,11 @@ pub fn check(path: &Path, out: &mut impl Write, err: &mut impl Write) -> ExitCod
         Ok((table, tests)) => {
             let _ = writeln!(
                 out,
-                "{}: ok: {} routes, {} targets, {tests} tests passed",
+                "{}: ok: {}, {}, {} passed",
                 path.display(),
-                table.routes().len(),
-                table.targets().len(),
+                count(table.routes().len(), "route"),
+                count(table.targets().len(), "target"),
+                count(tests, "test"),
             );
             ExitCode::SUCCESS
         }
@@ -109,6 +110,14 @@ pub fn explain(
             let _ = writeln!(err, "{error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }
 

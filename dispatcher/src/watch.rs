@@ -2,7 +2,7 @@
 //! (editors save by rename, Kubernetes swaps a `..data` symlink, so the file's own inode
 //! is not stable), events are debounced, and the path is re-read each time; the content
 //! hash makes an unchanged file a no-op. SIGHUP and `--poll-interval` trigger too, and a
-//! reload that failed for a transient reason (no broker) is retried.
+//! reload that failed for a transient reason (no broker) is retried with backoff.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,8 +20,10 @@ use crate::state::Shared;
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 /// A burst of saves never delays a reload longer than this.
 const MAX_DELAY: Duration = Duration::from_secs(2);
-/// Retry delay after a transient failure (broker unreachable).
+/// First retry delay after a transient failure (broker unreachable); it doubles up to
+/// [`MAX_RETRY`] while the failure lasts.
 const RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Watches until `shutdown`.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -36,6 +38,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     // When a file event asks for a reload: (first event, last event).
     let mut burst: Option<(Instant, Instant)> = None;
     let mut retry_at: Option<Instant> = None;
+    let mut retry_delay = RETRY;
     loop {
         let due = burst.map(|(first, last)| (last + DEBOUNCE).min(first + MAX_DELAY));
         let trigger = tokio::select! {
@@ -54,10 +57,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = tick(&mut poll) => "poll",
         };
         retry_at = None;
-        if let Err(error) = reload(&shared, trigger).await
-            && error.is_transient()
-        {
-            retry_at = Some(Instant::now() + RETRY);
+        match reload(&shared, trigger).await {
+            Err(error) if error.is_transient() => {
+                retry_at = Some(Instant::now() + retry_delay);
+                retry_delay = (retry_delay * 2).min(MAX_RETRY);
+            }
+            _ => retry_delay = RETRY,
         }
     }
 }

@@ -225,3 +225,32 @@ async fn polling_picks_up_changes_the_watcher_cannot_see() {
     running.stop().await;
     cleanup(&broker, &names, &["one", "two"]).await;
 }
+
+#[tokio::test]
+async fn a_storm_of_saves_gives_few_reloads_and_the_last_content_wins() {
+    let names = Names::new("storm");
+    let routes = RoutesDir::new(&names.simple("r", "t", "one"));
+    let broker = Broker::new().await;
+    let running = Running::start(&routes.path, |_| {}).await;
+
+    // 50 saves in about 2 s, alternating targets, ending on `two`.
+    for i in 0..50 {
+        let target = if i % 2 == 0 { "one" } else { "two" };
+        routes.write(&format!("# save {i}\n{}", names.simple("r", "t", target)));
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    let routes_now = || async {
+        let (_, body) = running.get("/routes").await;
+        (body["routes"][0]["to"][0] == names.q("two").as_str()).then_some(body)
+    };
+    let body = eventually(WAIT, "the last save to be running", routes_now).await;
+    let generation = body["generation"].as_u64().unwrap();
+    // Debouncing: one reload at most every 2 s during the storm, one after it.
+    assert!(generation <= 10, "{generation} generations for 50 saves");
+    assert_eq!(
+        flows_to(&broker, &names, &names.q("two")).await,
+        generation.to_string()
+    );
+    running.stop().await;
+    cleanup(&broker, &names, &["one", "two"]).await;
+}

@@ -112,14 +112,15 @@ async fn route_and_publish(
         Ok(decision) => decision,
         Err(error) => {
             let reason = error.reason();
-            return dead_letter(
+            // Boxed: cold paths must not bloat every in-flight delivery's future.
+            return Box::pin(dead_letter(
                 context,
                 generation,
                 reason,
                 &error.to_string(),
                 properties,
                 body,
-            )
+            ))
             .await;
         }
     };
@@ -137,7 +138,7 @@ async fn route_and_publish(
                 tracing::debug!(generation = generation.number, "unrouted");
                 Fate::Done(Outcome::Unrouted)
             }
-            Err(failure) => failed(context, generation, failure, properties, body).await,
+            Err(failure) => Box::pin(failed(context, generation, failure, properties, body)).await,
         };
     }
     headers.insert(
@@ -162,7 +163,7 @@ async fn route_and_publish(
             );
             Fate::Done(Outcome::Forwarded)
         }
-        Err(failure) => failed(context, generation, failure, properties, body).await,
+        Err(failure) => Box::pin(failed(context, generation, failure, properties, body)).await,
     }
 }
 
@@ -177,14 +178,14 @@ async fn failed(
         Failure::Lost(error) => Fate::Lost(error),
         Failure::Refused { target, error } => {
             let message = format!("publishing to {target} failed: {error}");
-            dead_letter(
+            Box::pin(dead_letter(
                 context,
                 generation,
                 error.reason(),
                 &message,
                 properties,
                 body,
-            )
+            ))
             .await
         }
     }
@@ -217,7 +218,7 @@ async fn publish_all(
         match result {
             Ok(()) => {}
             Err(error) if error.is_connection_error() => return Err(Failure::Lost(error)),
-            Err(error) => retry(context, target, body, properties, error).await?,
+            Err(error) => Box::pin(retry(context, target, body, properties, error)).await?,
         }
     }
     Ok(())

@@ -112,6 +112,8 @@ async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::
     });
     let mut failures = connection_failures(&consume, &publish);
     let result = pump(&context, &channel, &mut consumer, &mut failures, shutdown).await;
+    // Whatever was still in flight is dropped with the channel (the broker requeues it).
+    shared.metrics.in_flight.set(0);
     shared.set_not_ready(if result.is_ok() {
         "shutting down"
     } else {
