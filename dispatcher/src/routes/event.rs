@@ -146,6 +146,20 @@ mod tests {
         assert_eq!(text.attribute("data"), Some(&json!("plain")));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_and_types_never_panic_the_reader(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            ty in proptest::option::of("\\PC{0,10}"),
+        ) {
+            let mut props = BasicProperties::default();
+            if let Some(ty) = ty {
+                props = props.with_type(ty.as_str().into());
+            }
+            let _ = EventDoc::from_amqp(&props, &body);
+        }
+    }
+
     #[test]
     fn unreadable_bodies_are_envelope_errors() {
         let props = BasicProperties::default();

@@ -3,7 +3,7 @@
 //! RabbitMQ's topic exchange does) so that matching costs the length of the type, not
 //! the number of routes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// One word of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -77,6 +77,9 @@ pub fn matches(pattern: &[Word], words: &[&str]) -> bool {
 #[derive(Debug, Default, Clone)]
 pub struct TopicTrie {
     nodes: Vec<Node>,
+    /// Whether any pattern has a `#`; without one, no matching state is reached twice
+    /// and the walk needs no memo (nor its allocation).
+    has_hash: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -98,6 +101,7 @@ impl TopicTrie {
         if self.nodes.is_empty() {
             self.nodes.push(Node::default());
         }
+        self.has_hash |= pattern.contains(&Word::Hash);
         let mut at = 0;
         for word in pattern {
             let next = self.nodes.len();
@@ -122,7 +126,7 @@ impl TopicTrie {
             return;
         }
         let words: Vec<&str> = event_type.split('.').collect();
-        let mut visited = std::collections::HashSet::new();
+        let mut visited = self.has_hash.then(HashSet::new);
         self.walk(0, &words, out, &mut visited);
     }
 
@@ -131,11 +135,13 @@ impl TopicTrie {
         at: usize,
         words: &[&str],
         out: &mut Vec<usize>,
-        visited: &mut std::collections::HashSet<(usize, usize)>,
+        visited: &mut Option<HashSet<(usize, usize)>>,
     ) {
         // The same (node, remaining words) state can be reached along several `#`
         // paths; visiting it once bounds the work by nodes x words.
-        if !visited.insert((at, words.len())) {
+        if let Some(visited) = visited
+            && !visited.insert((at, words.len()))
+        {
             return;
         }
         let node = &self.nodes[at];
