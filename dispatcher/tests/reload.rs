@@ -234,19 +234,23 @@ async fn a_storm_of_saves_gives_few_reloads_and_the_last_content_wins() {
     let running = Running::start(&routes.path, |_| {}).await;
 
     // 50 saves in about 2 s, alternating targets, ending on `two`.
+    let mut last = String::new();
     for i in 0..50 {
         let target = if i % 2 == 0 { "one" } else { "two" };
-        routes.write(&format!("# save {i}\n{}", names.simple("r", "t", target)));
+        last = format!("# save {i}\n{}", names.simple("r", "t", target));
+        routes.write(&last);
         tokio::time::sleep(std::time::Duration::from_millis(40)).await;
     }
-    let routes_now = || async {
+    let sha256 = dispatcher::reload::sha256_hex(&last);
+    let body = eventually(WAIT, "the last save to be running", || async {
         let (_, body) = running.get("/routes").await;
-        (body["routes"][0]["to"][0] == names.q("two").as_str()).then_some(body)
-    };
-    let body = eventually(WAIT, "the last save to be running", routes_now).await;
+        (body["sha256"] == sha256.as_str()).then_some(body)
+    })
+    .await;
     let generation = body["generation"].as_u64().unwrap();
-    // Debouncing: one reload at most every 2 s during the storm, one after it.
-    assert!(generation <= 10, "{generation} generations for 50 saves");
+    // Debouncing: a reload 200 ms after a pause, or 2 s into a burst. Normally 2 or 3
+    // reloads; the bound leaves room for a loaded machine stretching the 40 ms gaps.
+    assert!(generation <= 25, "{generation} generations for 50 saves");
     assert_eq!(
         flows_to(&broker, &names, &names.q("two")).await,
         generation.to_string()

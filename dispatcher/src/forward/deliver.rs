@@ -23,6 +23,10 @@ pub const GENERATION_HEADER: &str = "x-dispatch-generation";
 /// Header saying why an event was dead-lettered: `<reason code>: <message>`.
 pub const ERROR_HEADER: &str = "x-dispatch-error";
 
+/// A confirm that takes longer than this means a stuck channel: the session is ended and
+/// the broker redelivers (a safety net; confirms normally take milliseconds).
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How a delivery ended.
 #[derive(Debug)]
 pub enum Fate {
@@ -30,8 +34,9 @@ pub enum Fate {
     Done(Outcome),
     /// Not even the dead-letter publish was confirmed: reject it with requeue.
     Requeue,
-    /// The broker connection failed: end the session (the broker requeues it).
-    Lost(PublishError),
+    /// The broker connection failed, or a confirm never came: end the session (the
+    /// broker requeues the delivery).
+    Lost(anyhow::Error),
 }
 
 /// Where a settled delivery went.
@@ -56,7 +61,7 @@ pub struct Context {
 
 /// Why publishing to the targets failed.
 enum Failure {
-    Lost(PublishError),
+    Lost(anyhow::Error),
     Refused { target: String, error: PublishError },
 }
 
@@ -210,14 +215,18 @@ async fn publish_all(
                 properties.clone(),
             )
             .await
-            .map_err(Failure::Lost)?;
+            .map_err(|e| Failure::Lost(e.into()))?;
         pending.push(sent.wait());
     }
-    let results = join_all(pending).await;
+    let Ok(results) = tokio::time::timeout(CONFIRM_TIMEOUT, join_all(pending)).await else {
+        return Err(Failure::Lost(anyhow::anyhow!(
+            "no publisher confirm within {CONFIRM_TIMEOUT:?}"
+        )));
+    };
     for (target, result) in targets.iter().zip(results) {
         match result {
             Ok(()) => {}
-            Err(error) if error.is_connection_error() => return Err(Failure::Lost(error)),
+            Err(error) if error.is_connection_error() => return Err(Failure::Lost(error.into())),
             Err(error) => Box::pin(retry(context, target, body, properties, error)).await?,
         }
     }
@@ -238,19 +247,21 @@ async fn retry(
         context.shared.metrics.retries.inc();
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(10));
-        match context
-            .publisher
-            .publish(
-                target.exchange(),
-                target.routing_key(),
-                body,
-                properties.clone(),
-            )
-            .await
-        {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_connection_error() => return Err(Failure::Lost(e)),
-            Err(e) => error = e,
+        let publish = context.publisher.publish(
+            target.exchange(),
+            target.routing_key(),
+            body,
+            properties.clone(),
+        );
+        match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+            Err(_) => {
+                return Err(Failure::Lost(anyhow::anyhow!(
+                    "no publisher confirm within {CONFIRM_TIMEOUT:?}"
+                )));
+            }
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) if e.is_connection_error() => return Err(Failure::Lost(e.into())),
+            Ok(Err(e)) => error = e,
         }
     }
     Err(Failure::Refused {

@@ -32,6 +32,8 @@ use deliver::{Context, Fate};
 
 /// A session that consumed for this long resets the reconnect backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+/// Bound on opening channels, declaring and starting the consumer.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs broker sessions until `shutdown`, reconnecting with capped backoff.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -77,35 +79,18 @@ async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::
     };
     let publish = Arc::new(publish);
     shared.metrics.sessions.inc();
-    let publisher = Publisher::new(&publish)
-        .await
-        .context("opening the publish channel")?;
     shared.broker.store(Some(publish.clone()));
-    let generation = shared.generation();
-    declare_table(&publish, &generation.table, shared.settings.amqp.queue_type)
-        .await
-        .context("declaring the routing table's queues")?;
-    let channel = consume
-        .create_channel()
-        .await
-        .context("opening the consume channel")?;
-    channel
-        .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
-        .await
-        .context("setting the prefetch")?;
-    let source = generation.table.source.clone();
-    let mut consumer = channel
-        .basic_consume(
-            source.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .with_context(|| format!("consuming {source}"))?;
-    shared.set_ready();
-    tracing::info!(%source, prefetch = shared.settings.prefetch, generation = generation.number, "consuming");
-    drop(generation);
+    // Bounded and cancellable: a broker that accepts connections but hangs must neither
+    // stall the session forever nor hold up shutdown.
+    let opened = tokio::select! {
+        () = shutdown.cancelled() => {
+            close(&consume, &publish).await;
+            return Ok(());
+        }
+        opened = tokio::time::timeout(SETUP_TIMEOUT, open(shared, &consume, &publish)) => opened,
+    };
+    let (publisher, channel, mut consumer) =
+        opened.map_err(|_| anyhow::anyhow!("broker did not answer within {SETUP_TIMEOUT:?}"))??;
     let context = Arc::new(Context {
         publisher,
         shared: shared.clone(),
@@ -121,6 +106,42 @@ async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::
     });
     close(&consume, &publish).await;
     result
+}
+
+/// Opens the channels, declares the running table's queues, and starts consuming.
+async fn open(
+    shared: &Shared,
+    consume: &Connection,
+    publish: &Connection,
+) -> anyhow::Result<(Publisher, Channel, Consumer)> {
+    let publisher = Publisher::new(publish)
+        .await
+        .context("opening the publish channel")?;
+    let generation = shared.generation();
+    declare_table(publish, &generation.table, shared.settings.amqp.queue_type)
+        .await
+        .context("declaring the routing table's queues")?;
+    let channel = consume
+        .create_channel()
+        .await
+        .context("opening the consume channel")?;
+    channel
+        .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
+        .await
+        .context("setting the prefetch")?;
+    let source = &generation.table.source;
+    let consumer = channel
+        .basic_consume(
+            source.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("consuming {source}"))?;
+    shared.set_ready();
+    tracing::info!(%source, prefetch = shared.settings.prefetch, generation = generation.number, "consuming");
+    Ok((publisher, channel, consumer))
 }
 
 fn connected(result: Result<Connection, ConnectError>) -> anyhow::Result<Option<Connection>> {
@@ -257,7 +278,7 @@ async fn settle(
                 .context("rejecting a delivery")?;
             window.rejected(tag);
         }
-        Fate::Lost(error) => return Err(error).context("publishing"),
+        Fate::Lost(error) => return Err(error.context("publishing")),
     }
     Ok(())
 }
