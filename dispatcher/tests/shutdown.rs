@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Broker, Names, RoutesDir, Running};
 use events::testing::{drain, message_count, wait_for_count};
 
-const N: u32 = 1000;
+const N: u32 = 2000;
 
 #[tokio::test]
 async fn stopping_mid_stream_and_restarting_loses_nothing() {
@@ -30,7 +30,7 @@ async fn stopping_mid_stream_and_restarting_loses_nothing() {
     wait_for_count(
         &broker.connection,
         &names.q("out"),
-        N / 10,
+        N / 20,
         Duration::from_secs(30),
     )
     .await;
