@@ -8,7 +8,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::{Broker, Names, RoutesDir, WAIT};
 use events::TraceParent;
@@ -183,5 +182,4 @@ async fn the_binary_refuses_to_start_on_an_invalid_table_and_says_where() {
         stderr.contains("routes.toml:3:9: event pattern `a.` has an empty word"),
         "{stderr}"
     );
-    let _ = Duration::ZERO;
 }
