@@ -432,8 +432,9 @@ fn short(value: &Option<lapin::types::ShortString>) -> Option<String> {
     value.as_ref().map(|s| s.as_str().to_owned())
 }
 
-/// A binary-mode attribute from the headers, under either prefix.
-fn binary_attribute(headers: &FieldTable, name: &str) -> Option<String> {
+/// A binary-mode attribute (`type`, `id`, …) from the headers, under either prefix
+/// (`cloudEvents_` or `cloudEvents:`).
+pub fn binary_attribute(headers: &FieldTable, name: &str) -> Option<String> {
     BINARY_PREFIXES
         .iter()
         .find_map(|prefix| header_string(headers, &format!("{prefix}{name}")))
