@@ -231,8 +231,15 @@ pub async fn observe(
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
+    // Probes and scrapes arrive every few seconds: keep them out of the info log.
+    let probe = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+    let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     span.in_scope(|| {
-        tracing::info!(%path, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
+        if probe {
+            tracing::debug!(%path, status, latency_ms, "request");
+        } else {
+            tracing::info!(%path, status, latency_ms, "request");
+        }
     });
     if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
         response.headers_mut().insert(TRACEPARENT_HEADER, value);
