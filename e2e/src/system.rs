@@ -244,14 +244,37 @@ impl System {
         }
         self.users.stop().await?;
         self.dispatcher.stop().await?;
-        let connection =
-            events::amqp::connect_once(&self.amqp_url, "e2e-cleanup", Duration::from_secs(10))
-                .await?;
-        let names = self.queues.all();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        events::testing::delete_queues(&connection, &refs).await;
-        Ok(())
+        delete_queues(&self.amqp_url, &self.queues).await
     }
+}
+
+impl Drop for System {
+    /// A test that fails before [`System::shutdown`] still removes its queues from the
+    /// shared broker (the processes are killed on drop). `shutdown` already deleted them
+    /// otherwise, and deleting a missing queue is harmless.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let (url, queues) = (self.amqp_url.clone(), self.queues.clone());
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(delete_queues(&url, &queues))
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn delete_queues(url: &str, queues: &Queues) -> anyhow::Result<()> {
+    let connection =
+        events::amqp::connect_once(url, "e2e-cleanup", Duration::from_secs(10)).await?;
+    let names = queues.all();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    events::testing::delete_queues(&connection, &refs).await;
+    let _ = connection.close(200, "ok".into()).await;
+    Ok(())
 }
 
 /// A free local address, chosen now so that a restarted service keeps its address.
