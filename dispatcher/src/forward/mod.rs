@@ -8,27 +8,27 @@
 //! carried from one session's channel to another's.
 
 pub mod acks;
+mod cold;
 pub mod deliver;
+pub mod outbox;
+mod plan;
+mod pump;
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use events::amqp::{ConnectError, Publisher, connect, reconnect_backoff};
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, Stream, StreamExt};
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
-};
+use futures_util::{Stream, StreamExt};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer, Event};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::declare_table;
 use crate::state::Shared;
-use acks::AckWindow;
-use deliver::{Context, Fate};
+use deliver::Context;
 
 /// A session that consumed for this long resets the reconnect backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
@@ -91,12 +91,9 @@ async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::
     };
     let (publisher, channel, mut consumer) =
         opened.map_err(|_| anyhow::anyhow!("broker did not answer within {SETUP_TIMEOUT:?}"))??;
-    let context = Arc::new(Context {
-        publisher,
-        shared: shared.clone(),
-    });
+    let context = Arc::new(Context::new(publisher, shared.clone()));
     let mut failures = connection_failures(&consume, &publish);
-    let result = pump(&context, &channel, &mut consumer, &mut failures, shutdown).await;
+    let result = pump::pump(&context, &channel, &mut consumer, &mut failures, shutdown).await;
     // Whatever was still in flight is dropped with the channel (the broker requeues it).
     shared.metrics.in_flight.set(0);
     shared.set_not_ready(if result.is_ok() {
@@ -155,7 +152,7 @@ fn connected(result: Result<Connection, ConnectError>) -> anyhow::Result<Option<
 /// Errors of either connection, as they happen. A closed publish connection does not
 /// always fail the confirms already awaited, so the session listens for it here.
 /// Items are `(error, channel-level)`.
-type Failures = Pin<Box<dyn Stream<Item = (anyhow::Error, bool)> + Send>>;
+pub(crate) type Failures = Pin<Box<dyn Stream<Item = (anyhow::Error, bool)> + Send>>;
 
 fn connection_failures(consume: &Connection, publish: &Connection) -> Failures {
     Box::pin(futures_util::stream::select(
@@ -188,109 +185,13 @@ fn failures_of(
     })
 }
 
-/// Moves deliveries until shutdown (then drains) or a broker error.
-async fn pump(
-    context: &Arc<Context>,
-    channel: &Channel,
-    consumer: &mut Consumer,
-    failures: &mut Failures,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let metrics = &context.shared.metrics;
-    let mut window = AckWindow::default();
-    let mut in_flight = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            Some((error, channel_level)) = failures.next() => {
-                if breaks_session(channel_level, channel, context) {
-                    return Err(error);
-                }
-            }
-            Some((tag, fate)) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(channel, &mut window, tag, fate, context).await?;
-                // Settle everything else already finished, then ack once for all.
-                while let Some(Some((tag, fate))) = in_flight.next().now_or_never() {
-                    settle(channel, &mut window, tag, fate, context).await?;
-                }
-                ack(channel, &mut window).await?;
-            }
-            delivery = consumer.next() => match delivery {
-                Some(Ok(delivery)) => {
-                    window.received(delivery.delivery_tag);
-                    metrics.in_flight.inc();
-                    in_flight.push(deliver::handle(context.clone(), delivery.delivery_tag, delivery.properties, delivery.data));
-                }
-                Some(Err(error)) => return Err(error).context("consuming"),
-                None => bail!("the broker cancelled the consumer"),
-            },
-        }
-    }
-    // Shutdown: take no new deliveries, finish those in flight, ack them.
-    let _ = channel
-        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-        .await;
-    let deadline = tokio::time::sleep(context.shared.settings.drain_timeout);
-    tokio::pin!(deadline);
-    while !in_flight.is_empty() {
-        tokio::select! {
-            () = &mut deadline => {
-                tracing::warn!(left = in_flight.len(), "drain timeout: unfinished events stay unacked and will be redelivered");
-                break;
-            }
-            Some((error, channel_level)) = failures.next() => {
-                if breaks_session(channel_level, channel, context) {
-                    return Err(error);
-                }
-            }
-            Some((tag, fate)) = in_flight.next() => settle(channel, &mut window, tag, fate, context).await?,
-        }
-    }
-    ack(channel, &mut window).await?;
-    tracing::info!("consumer stopped, in-flight events settled");
-    Ok(())
-}
-
 /// Whether a reported error ends the session: any connection-level error, and a
 /// channel-level one only when it closed one of ours (a reload's passive declare of a
 /// missing exchange fails a throw-away channel, not the session).
-fn breaks_session(channel_level: bool, channel: &Channel, context: &Context) -> bool {
+pub(crate) fn breaks_session(channel_level: bool, channel: &Channel, context: &Context) -> bool {
     !channel_level
         || !channel.status().connected()
         || !context.publisher.channel().status().connected()
-}
-
-async fn settle(
-    channel: &Channel,
-    window: &mut AckWindow,
-    tag: u64,
-    fate: Fate,
-    context: &Context,
-) -> anyhow::Result<()> {
-    context.shared.metrics.in_flight.dec();
-    match fate {
-        Fate::Done(_) => window.done(tag),
-        Fate::Requeue => {
-            channel
-                .basic_reject(tag, BasicRejectOptions { requeue: true })
-                .await
-                .context("rejecting a delivery")?;
-            window.rejected(tag);
-        }
-        Fate::Lost(error) => return Err(error.context("publishing")),
-    }
-    Ok(())
-}
-
-async fn ack(channel: &Channel, window: &mut AckWindow) -> anyhow::Result<()> {
-    if let Some(tag) = window.ackable() {
-        channel
-            .basic_ack(tag, BasicAckOptions { multiple: true })
-            .await
-            .context("acking")?;
-    }
-    Ok(())
 }
 
 /// Closes both connections, bounded: a dead broker must not hold up shutdown.

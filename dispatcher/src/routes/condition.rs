@@ -131,18 +131,7 @@ impl Path {
     pub fn lookup<'a>(&self, event: &'a EventDoc<'_>) -> Option<Cow<'a, Value>> {
         match self {
             Self::Header(name) => event.header(name).map(Cow::Owned),
-            Self::Attribute(segments) => {
-                let (first, rest) = segments.split_first()?;
-                let mut value = event.attribute(first)?;
-                for segment in rest {
-                    value = match value {
-                        Value::Object(map) => map.get(segment)?,
-                        Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
-                        _ => return None,
-                    };
-                }
-                Some(Cow::Borrowed(value))
-            }
+            Self::Attribute(segments) => event.lookup(segments),
         }
     }
 }

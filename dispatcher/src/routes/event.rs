@@ -1,69 +1,299 @@
 //! The view of an event that `where` conditions look at: its attributes (with `data`)
-//! as JSON, and the AMQP headers of the message that carried it.
+//! and the AMQP headers of the message that carried it.
+//!
+//! A structured-mode body is read lazily and without copies: one pass splits the top
+//! level into members whose values stay unparsed JSON (borrowed from the body), a path
+//! such as `data.country` splits `data` the same way, and only the value a condition
+//! compares is parsed. That pass also yields the event type, so an event is read once
+//! whether or not a route needs more than its type.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::fmt;
 
 use events::EnvelopeError;
-use events::envelope::{Mode, amqp_to_json, event_type, header_string, mode_of};
+use events::envelope::{Mode, amqp_to_json, binary_attribute, event_type, mode_of};
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+/// The members of one JSON object, values unparsed, in document order.
+type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
 /// An event as conditions see it. Built only when a candidate route has a `where`.
 #[derive(Debug, Clone)]
 pub struct EventDoc<'a> {
-    attributes: Map<String, Value>,
+    attributes: Attributes<'a>,
     headers: Option<&'a FieldTable>,
 }
 
-const BINARY_PREFIXES: [&str; 2] = ["cloudEvents_", "cloudEvents:"];
+#[derive(Debug, Clone)]
+enum Attributes<'a> {
+    /// A structured-mode body, split lazily; `data` split on first use.
+    Raw {
+        members: Members<'a>,
+        data: OnceCell<Option<Members<'a>>>,
+    },
+    /// Parsed values (binary mode, `[[test]]` events).
+    Parsed(Map<String, Value>),
+}
+
+/// A delivery's event type, read once, and what building its [`EventDoc`] needs.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    /// The event type.
+    pub event_type: Cow<'a, str>,
+    /// The rest of the event, read only when a route needs it.
+    pub doc: DocSource<'a>,
+}
+
+/// What [`DocSource::read`] builds an [`EventDoc`] from.
+pub struct DocSource<'a> {
+    properties: &'a BasicProperties,
+    body: &'a [u8],
+    members: Option<Members<'a>>,
+}
+
+impl fmt::Debug for DocSource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DocSource")
+            .field("split", &self.members.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Incoming<'a> {
+    /// Reads the event type of a message, with the same rules and errors as
+    /// [`events::envelope::event_type`]. A well-formed structured event takes one pass
+    /// over the body and no allocation for the type; anything unusual is left to
+    /// `event_type`, which gives the precise error.
+    pub fn read(properties: &'a BasicProperties, body: &'a [u8]) -> Result<Self, EnvelopeError> {
+        if mode_of(properties) == Mode::Structured
+            && let Ok(members) = split_object(body)
+            && let Some(ty) = structured_type(&members)
+        {
+            return Ok(Self {
+                event_type: ty,
+                doc: DocSource {
+                    properties,
+                    body,
+                    members: Some(members),
+                },
+            });
+        }
+        Ok(Self {
+            event_type: Cow::Owned(event_type(properties, body)?),
+            doc: DocSource {
+                properties,
+                body,
+                members: None,
+            },
+        })
+    }
+}
+
+impl<'a> DocSource<'a> {
+    /// The event as conditions see it (reusing the pass that read the type).
+    pub fn read(self) -> Result<EventDoc<'a>, EnvelopeError> {
+        match self.members {
+            Some(members) => Ok(EventDoc::raw(members, self.properties)),
+            None => EventDoc::from_amqp(self.properties, self.body),
+        }
+    }
+}
+
+/// The type of a structured event when it is plainly valid: `type` a non-empty string
+/// and `specversion` the string `1.0`, each given once. `None` for anything else.
+fn structured_type<'a>(members: &Members<'a>) -> Option<Cow<'a, str>> {
+    let once = |name: &str| {
+        let mut found = members.iter().filter(|(key, _)| key == name);
+        let first = found.next()?;
+        found.next().is_none().then_some(first.1)
+    };
+    let version = json_str(once("specversion")?)?;
+    let ty = json_str(once("type")?)?;
+    (version == "1.0" && !ty.is_empty()).then_some(ty)
+}
+
+/// A JSON string value, borrowed unless it has escapes.
+fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<Key<'_>>(raw.get()).ok().map(|k| k.0)
+}
+
+/// A string borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
 
 impl<'a> EventDoc<'a> {
     /// Reads a message: the JSON body in structured mode; in binary mode the attributes
     /// from `cloudEvents_*` headers and AMQP properties, and the body as `data`.
-    pub fn from_amqp(properties: &'a BasicProperties, body: &[u8]) -> Result<Self, EnvelopeError> {
-        let headers = properties.headers().as_ref();
-        let attributes = match mode_of(properties) {
-            Mode::Structured => match serde_json::from_slice::<Value>(body) {
-                Ok(Value::Object(map)) => map,
-                Ok(_) => return Err(structured_error(properties, body)),
-                Err(e) => return Err(EnvelopeError::NotJson(e.to_string())),
+    pub fn from_amqp(
+        properties: &'a BasicProperties,
+        body: &'a [u8],
+    ) -> Result<Self, EnvelopeError> {
+        match mode_of(properties) {
+            Mode::Structured => match split_object(body) {
+                Ok(members) => Ok(Self::raw(members, properties)),
+                Err(_) => Err(structured_error(properties, body)),
             },
-            Mode::Binary => binary_attributes(properties, body)?,
-        };
-        Ok(Self {
-            attributes,
-            headers,
-        })
+            Mode::Binary => Ok(Self {
+                attributes: Attributes::Parsed(binary_attributes(properties, body)?),
+                headers: properties.headers().as_ref(),
+            }),
+        }
     }
 
     /// An event given as a JSON object (the structured form), with optional headers.
     pub fn from_json(attributes: Map<String, Value>, headers: Option<&'a FieldTable>) -> Self {
         Self {
-            attributes,
+            attributes: Attributes::Parsed(attributes),
             headers,
         }
     }
 
+    fn raw(members: Members<'a>, properties: &'a BasicProperties) -> Self {
+        Self {
+            attributes: Attributes::Raw {
+                members,
+                data: OnceCell::new(),
+            },
+            headers: properties.headers().as_ref(),
+        }
+    }
+
+    /// The value at `path`: a top-level attribute (`data`, `source`, ...) followed by
+    /// field names or array indexes. Only that value is parsed.
+    pub fn lookup(&self, path: &[String]) -> Option<Cow<'_, Value>> {
+        let (first, rest) = path.split_first()?;
+        self.lookup_in(first, rest)
+    }
+
     /// A top-level attribute (`data`, `source`, ...).
-    pub fn attribute(&self, name: &str) -> Option<&Value> {
-        self.attributes.get(name)
+    pub fn attribute(&self, name: &str) -> Option<Cow<'_, Value>> {
+        self.lookup_in(name, &[])
+    }
+
+    fn lookup_in(&self, first: &str, rest: &[String]) -> Option<Cow<'_, Value>> {
+        match &self.attributes {
+            Attributes::Parsed(map) => {
+                let mut value = map.get(first)?;
+                for segment in rest {
+                    value = match value {
+                        Value::Object(map) => map.get(segment)?,
+                        Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+                        _ => return None,
+                    };
+                }
+                Some(Cow::Borrowed(value))
+            }
+            Attributes::Raw { members, data } => {
+                let mut raw = last(members, first)?;
+                let mut rest = rest;
+                if first == "data"
+                    && let Some((segment, tail)) = rest.split_first()
+                {
+                    // `data` is what conditions look into: split it once per event.
+                    let fields = data.get_or_init(|| split_object(raw.get().as_bytes()).ok());
+                    raw = match fields {
+                        Some(fields) => last(fields, segment)?,
+                        None => child(raw, segment)?,
+                    };
+                    rest = tail;
+                }
+                for segment in rest {
+                    raw = child(raw, segment)?;
+                }
+                serde_json::from_str(raw.get()).ok().map(Cow::Owned)
+            }
+        }
     }
 
     /// An AMQP header, as JSON.
     pub fn header(&self, name: &str) -> Option<Value> {
         self.headers?.inner().get(name).map(amqp_to_json)
     }
+}
 
-    /// The event id, when it is a string.
-    pub fn id(&self) -> Option<&str> {
-        self.attribute("id").and_then(Value::as_str)
+/// The last member named `key` (a JSON object with a repeated key means its last value).
+fn last<'a>(members: &[(Cow<'a, str>, &'a RawValue)], key: &str) -> Option<&'a RawValue> {
+    members
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| *v)
+}
+
+/// A field of an object or an element of an array, still unparsed.
+fn child<'a>(raw: &'a RawValue, segment: &str) -> Option<&'a RawValue> {
+    match raw.get().as_bytes().first()? {
+        b'{' => last(&split_object(raw.get().as_bytes()).ok()?, segment),
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
+            items.get(segment.parse::<usize>().ok()?).copied()
+        }
+        _ => None,
     }
 }
 
-/// The precise error for a structured body that parsed but is not an event object.
+/// Splits a JSON object into its members without parsing their values.
+fn split_object(json: &[u8]) -> Result<Members<'_>, serde_json::Error> {
+    struct Split;
+    impl<'de> Visitor<'de> for Split {
+        type Value = Members<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
+            while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                members.push((key, value));
+            }
+            Ok(members)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let members = (&mut deserializer).deserialize_map(Split)?;
+    deserializer.end()?;
+    Ok(members)
+}
+
+/// The precise error for a structured body that is not a readable event object.
 fn structured_error(properties: &BasicProperties, body: &[u8]) -> EnvelopeError {
-    match event_type(properties, body) {
-        Err(error) => error,
-        Ok(_) => EnvelopeError::NotAnObject("something else"),
+    match serde_json::from_slice::<Value>(body) {
+        Err(e) => EnvelopeError::NotJson(e.to_string()),
+        Ok(_) => match event_type(properties, body) {
+            Err(error) => error,
+            Ok(_) => EnvelopeError::NotAnObject("something else"),
+        },
     }
 }
 
@@ -72,13 +302,7 @@ fn binary_attributes(
     body: &[u8],
 ) -> Result<Map<String, Value>, EnvelopeError> {
     let headers = properties.headers().as_ref();
-    let attr = |name: &str| {
-        headers.and_then(|h| {
-            BINARY_PREFIXES
-                .iter()
-                .find_map(|p| header_string(h, &format!("{p}{name}")))
-        })
-    };
+    let attr = |name: &str| headers.and_then(|h| binary_attribute(h, name));
     let short = |v: &Option<lapin::types::ShortString>| v.as_ref().map(|s| s.as_str().to_owned());
     let mut map = Map::new();
     map.insert("type".into(), Value::String(event_type(properties, body)?));
@@ -111,65 +335,5 @@ fn binary_attributes(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use lapin::types::AMQPValue;
-    use serde_json::json;
-
-    #[test]
-    fn a_structured_event_exposes_its_attributes_and_headers() {
-        let mut headers = FieldTable::default();
-        headers.insert("tenant".into(), AMQPValue::LongString("acme".into()));
-        let props = BasicProperties::default()
-            .with_content_type("application/cloudevents+json".into())
-            .with_headers(headers);
-        let body =
-            br#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":{"a":{"b":2}}}"#;
-        let doc = EventDoc::from_amqp(&props, body).unwrap();
-        assert_eq!(doc.attribute("data").unwrap()["a"]["b"], 2);
-        assert_eq!(doc.header("tenant"), Some(json!("acme")));
-        assert_eq!(doc.header("missing"), None);
-        assert_eq!(doc.id(), Some("1"));
-    }
-
-    #[test]
-    fn a_binary_event_takes_attributes_from_properties_and_data_from_the_body() {
-        let props = BasicProperties::default()
-            .with_type("order_placed".into())
-            .with_message_id("m-1".into())
-            .with_app_id("shop".into());
-        let doc = EventDoc::from_amqp(&props, br#"{"total": 3}"#).unwrap();
-        assert_eq!(doc.attribute("type"), Some(&json!("order_placed")));
-        assert_eq!(doc.attribute("source"), Some(&json!("shop")));
-        assert_eq!(doc.attribute("data"), Some(&json!({"total": 3})));
-        let text = EventDoc::from_amqp(&props, b"plain").unwrap();
-        assert_eq!(text.attribute("data"), Some(&json!("plain")));
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_and_types_never_panic_the_reader(
-            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-            ty in proptest::option::of("\\PC{0,10}"),
-        ) {
-            let mut props = BasicProperties::default();
-            if let Some(ty) = ty {
-                props = props.with_type(ty.as_str().into());
-            }
-            let _ = EventDoc::from_amqp(&props, &body);
-        }
-    }
-
-    #[test]
-    fn unreadable_bodies_are_envelope_errors() {
-        let props = BasicProperties::default();
-        assert_eq!(
-            EventDoc::from_amqp(&props, b"nope").unwrap_err().reason(),
-            "not_json"
-        );
-        assert_eq!(
-            EventDoc::from_amqp(&props, b"[1]").unwrap_err().reason(),
-            "not_an_object"
-        );
-    }
-}
+#[path = "event_tests.rs"]
+mod tests;

@@ -5,7 +5,6 @@
 //! Every matching route contributes its targets, in route (file) order, each target
 //! once; a matching `final` route stops the evaluation of later routes.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -140,25 +139,26 @@ impl RoutingTable {
 
     /// Routes an event of type `event_type`. `read_event` is called only when a
     /// candidate route has conditions (the full event is needed); its error is returned.
+    /// A decision known at compile time is shared, not copied.
     pub fn route<'e, E>(
         &self,
         event_type: &str,
         read_event: impl FnOnce() -> Result<EventDoc<'e>, E>,
-    ) -> Result<Cow<'_, Decision>, E> {
+    ) -> Result<Arc<Decision>, E> {
         if let Some(entry) = self.exact.get(event_type) {
             if let Some(decision) = &entry.decision {
-                return Ok(Cow::Borrowed(decision));
+                return Ok(decision.clone());
             }
             let event = read_event()?;
-            return Ok(Cow::Owned(self.decide(&entry.candidates, Some(&event))));
+            return Ok(Arc::new(self.decide(&entry.candidates, Some(&event))));
         }
         if self.pattern_routes.is_empty() {
-            return Ok(Cow::Borrowed(&self.unrouted_decision));
+            return Ok(self.unrouted_decision.clone());
         }
         let mut candidates = Vec::new();
         self.patterns.collect(event_type, &mut candidates);
         if candidates.is_empty() {
-            return Ok(Cow::Borrowed(&self.unrouted_decision));
+            return Ok(self.unrouted_decision.clone());
         }
         candidates.sort_unstable();
         candidates.dedup();
@@ -170,7 +170,7 @@ impl RoutingTable {
         } else {
             None
         };
-        Ok(Cow::Owned(self.decide(&candidates, event.as_ref())))
+        Ok(Arc::new(self.decide(&candidates, event.as_ref())))
     }
 
     /// Applies conditions and `final` to `candidates` (sorted route ids).

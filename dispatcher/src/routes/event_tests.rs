@@ -1,0 +1,170 @@
+use super::*;
+use lapin::types::AMQPValue;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn structured() -> BasicProperties {
+    BasicProperties::default().with_content_type("application/cloudevents+json".into())
+}
+
+fn path(p: &str) -> Vec<String> {
+    p.split('.').map(str::to_owned).collect()
+}
+
+#[test]
+fn a_structured_event_exposes_its_attributes_and_headers() {
+    let mut headers = FieldTable::default();
+    headers.insert("tenant".into(), AMQPValue::LongString("acme".into()));
+    let props = structured().with_headers(headers);
+    let body = br#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":{"a":{"b":2},"l":[1,{"x":"y"}]}}"#;
+    let doc = EventDoc::from_amqp(&props, body).unwrap();
+    assert_eq!(doc.lookup(&path("data.a.b")).unwrap().as_ref(), &json!(2));
+    assert_eq!(
+        doc.lookup(&path("data.l.1.x")).unwrap().as_ref(),
+        &json!("y")
+    );
+    assert_eq!(doc.lookup(&path("data.l.7")), None);
+    assert_eq!(doc.lookup(&path("data.a.b.c")), None);
+    assert_eq!(doc.attribute("id").unwrap().as_ref(), &json!("1"));
+    assert_eq!(doc.header("tenant"), Some(json!("acme")));
+    assert_eq!(doc.header("missing"), None);
+}
+
+#[test]
+fn a_repeated_key_means_its_last_value_as_in_a_full_parse() {
+    let body = br#"{"specversion":"1.0","type":"t","data":{"c":"DE","c":"FR"},"data":{"c":"BE","c":"NL"}}"#;
+    let props = structured();
+    let doc = EventDoc::from_amqp(&props, body).unwrap();
+    let full: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(
+        doc.lookup(&path("data.c")).unwrap().as_ref(),
+        &full["data"]["c"]
+    );
+}
+
+#[test]
+fn a_binary_event_takes_attributes_from_properties_and_data_from_the_body() {
+    let props = BasicProperties::default()
+        .with_type("order_placed".into())
+        .with_message_id("m-1".into())
+        .with_app_id("shop".into());
+    let doc = EventDoc::from_amqp(&props, br#"{"total": 3}"#).unwrap();
+    assert_eq!(
+        doc.attribute("type").as_deref(),
+        Some(&json!("order_placed"))
+    );
+    assert_eq!(doc.attribute("source").as_deref(), Some(&json!("shop")));
+    assert_eq!(doc.attribute("data").as_deref(), Some(&json!({"total": 3})));
+    let text = EventDoc::from_amqp(&props, b"plain").unwrap();
+    assert_eq!(text.attribute("data").as_deref(), Some(&json!("plain")));
+}
+
+#[test]
+fn unreadable_bodies_are_envelope_errors() {
+    let props = BasicProperties::default();
+    assert_eq!(
+        EventDoc::from_amqp(&props, b"nope").unwrap_err().reason(),
+        "not_json"
+    );
+    assert_eq!(
+        EventDoc::from_amqp(&props, b"[1]").unwrap_err().reason(),
+        "not_an_object"
+    );
+}
+
+#[test]
+fn a_well_formed_structured_event_is_read_in_one_pass_without_copying_its_type() {
+    let props = structured();
+    let body = br#"{"specversion":"1.0","type":"user_created","data":{"n":1}}"#;
+    let incoming = Incoming::read(&props, body).unwrap();
+    assert!(matches!(incoming.event_type, Cow::Borrowed("user_created")));
+    let doc = incoming.doc.read().unwrap();
+    assert_eq!(doc.lookup(&path("data.n")).unwrap().as_ref(), &json!(1));
+}
+
+#[test]
+fn odd_structured_events_get_the_shared_readers_verdict() {
+    let props = structured();
+    let bodies: [&[u8]; 9] = [
+        br#"{"specversion":"1.0","type":"a","type":"b"}"#,
+        br#"{"specversion":"1.0","type":""}"#,
+        br#"{"specversion":"0.3","type":"a"}"#,
+        br#"{"type":"a"}"#,
+        br#"{"specversion":"1.0","type":null}"#,
+        br#"{"specversion":"1.0","type":7}"#,
+        br#"{"specversion":"1.0","t\u0079pe":"esc\"aped"}"#,
+        br#"[1]"#,
+        b"nope",
+    ];
+    for body in bodies {
+        let ours = Incoming::read(&props, body).map(|i| i.event_type.into_owned());
+        assert_eq!(
+            ours,
+            event_type(&props, body),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[test]
+fn a_binary_event_type_comes_from_the_properties() {
+    let props = BasicProperties::default().with_type("order_placed".into());
+    let incoming = Incoming::read(&props, b"plain").unwrap();
+    assert_eq!(incoming.event_type, "order_placed");
+    let doc = incoming.doc.read().unwrap();
+    assert_eq!(doc.attribute("data").as_deref(), Some(&json!("plain")));
+}
+
+/// A JSON value a few levels deep, with repeated keys possible.
+fn json_text() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        any::<i32>().prop_map(|n| n.to_string()),
+        (-1e6f64..1e6).prop_map(|f| f.to_string()),
+        "[a-c\"\\\\é]{0,4}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4)
+                .prop_map(|v| format!("[{}]", v.join(","))),
+            proptest::collection::vec(("[abc]", inner), 0..4).prop_map(|v| {
+                let members: Vec<String> = v.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn the_lazy_reader_finds_what_a_full_parse_finds(
+        data in json_text(),
+        keys in proptest::collection::vec(prop_oneof![Just("a"), Just("b"), Just("c"), Just("0"), Just("1")], 0..4),
+    ) {
+        let body = format!(r#"{{"specversion":"1.0","type":"t","data":{data}}}"#);
+        let props = structured();
+        let lazy = EventDoc::from_amqp(&props, body.as_bytes()).unwrap();
+        let full: Map<String, Value> = serde_json::from_str(&body).unwrap();
+        let parsed = EventDoc::from_json(full, None);
+        let mut p = vec!["data".to_owned()];
+        p.extend(keys.iter().map(|k| (*k).to_owned()));
+        prop_assert_eq!(lazy.lookup(&p), parsed.lookup(&p));
+    }
+
+    #[test]
+    fn arbitrary_bytes_and_types_never_panic_the_reader(
+        body in proptest::collection::vec(any::<u8>(), 0..300),
+        ty in proptest::option::of("\\PC{0,10}"),
+    ) {
+        let mut props = BasicProperties::default();
+        if let Some(ty) = ty {
+            props = props.with_type(ty.as_str().into());
+        }
+        let _ = EventDoc::from_amqp(&props, &body);
+        if let Ok(incoming) = Incoming::read(&props, &body) {
+            let _ = incoming.doc.read();
+        }
+    }
+}
