@@ -5,12 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use dispatcher::cli::{self, Cli, Command};
 
-/// mimalloc: the forwarder allocates and frees many small, short-lived buffers per
-/// message (most of them inside the AMQP client, on its I/O threads); mimalloc's
-/// per-thread free lists make that cheaper than glibc's malloc (measured in the README).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
