@@ -72,15 +72,23 @@ impl Results {
         println!("\nmachine: {}", self.machine);
         if !self.drain.is_empty() {
             println!(
-                "\n{:<22} {:<8} {:>10} {:>12} {:>10} {:>12} {:>10} {:>5}",
-                "drain", "queues", "msgs", "msg/s", "vs shovel", "fwd cpu µs", "rss MiB", "lost"
+                "\n{:<22} {:<8} {:>8} {:>8} {:>10} {:>11} {:>14} {:>8} {:>5}",
+                "drain",
+                "queues",
+                "msgs",
+                "msg/s",
+                "vs shovel",
+                "fwd cpu µs",
+                "broker cpu µs",
+                "rss MiB",
+                "lost"
             );
             for r in &self.drain {
                 let shovel = self.drain_rate("shovel", &r.queue_type);
                 let ratio =
                     shovel.map_or(String::from("-"), |s| format!("{:.2}", r.msgs_per_sec / s));
                 println!(
-                    "{:<22} {:<8} {:>10} {:>12.0} {:>10} {:>12} {:>10} {:>5}",
+                    "{:<22} {:<8} {:>8} {:>8.0} {:>10} {:>11} {:>14.1} {:>8} {:>5}",
                     r.contender,
                     r.queue_type,
                     r.messages,
@@ -88,6 +96,7 @@ impl Results {
                     ratio,
                     r.forwarder_cpu_us_per_msg
                         .map_or("-".into(), |c| format!("{c:.1}")),
+                    r.broker_cpu_us_per_msg,
                     r.forwarder_peak_rss_mib
                         .map_or("-".into(), |m| format!("{m:.1}")),
                     r.lost
@@ -101,6 +110,20 @@ impl Results {
                     println!(
                         "10,000-route table vs one route ({queue_type}): {:.2}",
                         large / small
+                    );
+                }
+                let total = |name: &str| {
+                    self.drain
+                        .iter()
+                        .find(|r| r.contender == name && r.queue_type == queue_type)
+                        .map(|r| {
+                            r.broker_cpu_us_per_msg + r.forwarder_cpu_us_per_msg.unwrap_or(0.0)
+                        })
+                };
+                if let (Some(shovel), Some(dispatcher)) = (total("shovel"), total("dispatcher")) {
+                    println!(
+                        "CPU per forwarded message, broker + forwarder ({queue_type}): \
+                         shovel {shovel:.1} µs, dispatcher {dispatcher:.1} µs"
                     );
                 }
             }
