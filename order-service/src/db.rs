@@ -1,4 +1,4 @@
-//! The SQLite database file: opening (WAL, `synchronous=NORMAL`), the schema and its
+//! The SQLite database file: opening (WAL, `synchronous=FULL`), the schema and its
 //! migrations, the error split (transient: retry; permanent: do not), and a small pool
 //! of read connections used from `spawn_blocking`.
 
@@ -108,7 +108,10 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    // FULL, not NORMAL: a message is acked once its transaction commits, and an acked
+    // message is never redelivered, so a commit must survive a power loss too, not only
+    // a process crash. One WAL fsync per group-committed batch (about 0.3 ms here).
+    connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     Ok(connection)
 }
@@ -210,6 +213,11 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+        // 2 = FULL: an acked event's commit survives a power loss.
+        let synchronous: i64 = connection
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 2);
     }
 
     #[test]
