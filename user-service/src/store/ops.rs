@@ -102,12 +102,22 @@ pub(super) fn update(
     now: DateTime<Utc>,
 ) -> Result<User, StoreError> {
     let current = user_by_id(conn, id)?.ok_or(StoreError::NotFound(id))?;
-    if let Some(email) = &patch.email {
-        ensure_email_free(conn, email.as_str(), Some(id))?;
+    let name = patch
+        .name
+        .map_or_else(|| current.name.clone(), |n| n.as_str().to_owned());
+    let email = patch
+        .email
+        .map_or_else(|| current.email.clone(), |e| e.as_str().to_owned());
+    if name == current.name && email == current.email {
+        // Nothing changes (a retried PATCH, say): no new version, no event.
+        return Ok(current);
+    }
+    if email != current.email {
+        ensure_email_free(conn, &email, Some(id))?;
     }
     let user = User {
-        name: patch.name.map_or(current.name, |n| n.as_str().to_owned()),
-        email: patch.email.map_or(current.email, |e| e.as_str().to_owned()),
+        name,
+        email,
         version: current.version + 1,
         updated_at: domain::timestamp(now),
         ..current

@@ -91,6 +91,23 @@ async fn each_change_writes_one_event_in_commit_order() {
 }
 
 #[tokio::test]
+async fn a_patch_that_changes_nothing_keeps_the_version_and_writes_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _writer, _) = open(&dir);
+    let user = create(&store, "Ann", "ann@x.io").await.unwrap();
+    let same = UserPatch {
+        name: Some(UserName::parse("Ann").unwrap()),
+        email: Some(Email::parse("ANN@x.io").unwrap()),
+    };
+    let unchanged = store
+        .update(user.id, same, TraceParent::new_root())
+        .await
+        .unwrap();
+    assert_eq!(unchanged, user);
+    assert_eq!(store.backlog().await.unwrap(), 1, "only user_created");
+}
+
+#[tokio::test]
 async fn changing_a_missing_user_is_not_found_and_writes_no_event() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _writer, _) = open(&dir);
