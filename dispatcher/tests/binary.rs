@@ -147,15 +147,7 @@ async fn sighup_reloads_sigterm_exits_zero_and_logs_carry_the_trace_id() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "exit status {status}");
-    broker
-        .cleanup(&[
-            names.source(),
-            names.unrouted(),
-            names.dead(),
-            names.q("one"),
-            names.q("two"),
-        ])
-        .await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]

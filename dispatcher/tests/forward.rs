@@ -7,9 +7,9 @@ mod common;
 
 use common::{Broker, Names, RoutesDir, Running, WAIT, header};
 use events::lapin::BasicProperties;
-use events::lapin::ExchangeKind;
 use events::lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions};
 use events::lapin::types::{AMQPValue, FieldTable};
+use events::lapin::{Channel, ExchangeKind};
 use events::testing::{take_one, wait_for_count};
 use serde_json::json;
 
@@ -65,14 +65,7 @@ async fn a_forwarded_event_keeps_its_body_and_properties_and_gains_dispatch_head
     assert_eq!(header(p, "x-dispatch-generation").as_deref(), Some("1"));
 
     running.stop().await;
-    broker
-        .cleanup(&[
-            names.source(),
-            names.unrouted(),
-            names.dead(),
-            names.q("out"),
-        ])
-        .await;
+    broker.cleanup(&names.queues(&["out"])).await;
 }
 
 #[tokio::test]
@@ -95,14 +88,7 @@ async fn an_event_no_route_matches_goes_to_the_unrouted_queue() {
     );
 
     running.stop().await;
-    broker
-        .cleanup(&[
-            names.source(),
-            names.unrouted(),
-            names.dead(),
-            names.q("out"),
-        ])
-        .await;
+    broker.cleanup(&names.queues(&["out"])).await;
 }
 
 #[tokio::test]
@@ -143,26 +129,34 @@ async fn unreadable_messages_go_to_the_dead_letter_queue_with_the_reason() {
         );
     }
     take_one(&channel, &names.q("out"), WAIT).await;
-    let (_, metrics) = running_metrics(&running).await;
+    let metrics = running.metrics().await;
     assert!(
         metrics.contains("dispatcher_events_dead_lettered_total{reason=\"not_json\"} 1"),
         "{metrics}"
     );
 
     running.stop().await;
-    broker
-        .cleanup(&[
-            names.source(),
-            names.unrouted(),
-            names.dead(),
-            names.q("out"),
-        ])
-        .await;
+    broker.cleanup(&names.queues(&["out"])).await;
 }
 
-async fn running_metrics(running: &Running) -> (u16, String) {
-    let response = reqwest::get(running.url("/metrics")).await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+/// A durable direct exchange for a test (deleted with [`delete_exchange`]).
+async fn declare_exchange(channel: &Channel, exchange: &str) {
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+}
+
+async fn delete_exchange(channel: &Channel, exchange: &str) {
+    channel
+        .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -171,18 +165,7 @@ async fn fan_out_reaches_two_queues_and_an_exchange_once_each() {
     let broker = Broker::new().await;
     let exchange = names.q("exchange");
     let channel = broker.channel().await;
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                auto_delete: false,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    declare_exchange(&channel, &exchange).await;
     let bound = names.q("bound");
     broker.declare(&[&bound]).await;
     channel
@@ -230,19 +213,9 @@ async fn fan_out_reaches_two_queues_and_an_exchange_once_each() {
         events::testing::drain(&channel, &bound).await.is_empty(),
         "only the FR event reached the exchange"
     );
-    channel
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await
-        .unwrap();
+    delete_exchange(&channel, &exchange).await;
     broker
-        .cleanup(&[
-            names.source(),
-            names.unrouted(),
-            names.dead(),
-            names.q("a"),
-            names.q("b"),
-            bound,
-        ])
+        .cleanup(&[names.queues(&["a", "b"]), vec![bound]].concat())
         .await;
 }
 
@@ -252,15 +225,7 @@ async fn an_unroutable_exchange_target_is_retried_then_dead_lettered() {
     let broker = Broker::new().await;
     let exchange = names.q("exchange");
     let channel = broker.channel().await;
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    declare_exchange(&channel, &exchange).await;
     let text = format!(
         "{}[[route]]\nname = \"nowhere\"\nevent = \"t\"\nto = [{{ exchange = {exchange:?}, routing_key = \"unbound\" }}]\n",
         names.header()
@@ -275,20 +240,15 @@ async fn an_unroutable_exchange_target_is_retried_then_dead_lettered() {
         error.starts_with("unroutable: publishing to exchange"),
         "{error}"
     );
-    let (_, metrics) = running_metrics(&running).await;
+    let metrics = running.metrics().await;
     assert!(
         metrics.contains("dispatcher_publish_retries_total 2"),
         "{metrics}"
     );
 
     running.stop().await;
-    channel
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await
-        .unwrap();
-    broker
-        .cleanup(&[names.source(), names.unrouted(), names.dead()])
-        .await;
+    delete_exchange(&channel, &exchange).await;
+    broker.cleanup(&names.queues(&[])).await;
 }
 
 #[tokio::test]
@@ -319,12 +279,5 @@ async fn a_table_naming_a_missing_exchange_is_refused() {
     broker.publish_event(&names.source(), "t", json!({})).await;
     take_one(&broker.channel().await, &names.q("out"), WAIT).await;
     running.stop().await;
-    broker
-        .cleanup(&[
-            names.source(),
-            names.unrouted(),
-            names.dead(),
-            names.q("out"),
-        ])
-        .await;
+    broker.cleanup(&names.queues(&["out"])).await;
 }

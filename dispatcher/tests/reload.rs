@@ -18,12 +18,6 @@ async fn flows_to(broker: &Broker, names: &Names, queue: &str) -> String {
     header(&got.delivery.properties, "x-dispatch-generation").unwrap()
 }
 
-async fn cleanup(broker: &Broker, names: &Names, targets: &[&str]) {
-    let mut queues = vec![names.source(), names.unrouted(), names.dead()];
-    queues.extend(targets.iter().map(|t| names.q(t)));
-    broker.cleanup(&queues).await;
-}
-
 #[tokio::test]
 async fn an_in_place_write_is_applied_to_the_next_event() {
     let names = Names::new("inplace");
@@ -40,7 +34,7 @@ async fn an_in_place_write_is_applied_to_the_next_event() {
     assert_eq!(body["sha256"].as_str().unwrap().len(), 64);
 
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]
@@ -55,7 +49,7 @@ async fn a_rename_save_is_applied() {
     assert_eq!(flows_to(&broker, &names, &names.q("two")).await, "2");
 
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]
@@ -80,7 +74,7 @@ async fn a_kubernetes_style_symlink_swap_is_applied() {
     running.wait_generation(2).await;
     assert_eq!(flows_to(&broker, &names, &names.q("two")).await, "2");
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]
@@ -101,7 +95,7 @@ async fn post_reload_applies_the_file_synchronously() {
     assert_eq!(flows_to(&broker, &names, &names.q("two")).await, "2");
 
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]
@@ -142,7 +136,7 @@ async fn a_broken_edit_is_refused_while_events_keep_flowing_by_the_old_table() {
     assert!(running.get("/routes").await.1["last_reload_error"].is_null());
 
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]
@@ -168,7 +162,7 @@ async fn a_failing_test_case_refuses_the_reload() {
     assert_eq!(flows_to(&broker, &names, &names.q("one")).await, "1");
 
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]
@@ -188,7 +182,7 @@ async fn a_deleted_file_keeps_the_running_table_and_recreating_it_reloads() {
     assert_eq!(flows_to(&broker, &names, &names.q("two")).await, "2");
 
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]
@@ -207,12 +201,7 @@ async fn polling_picks_up_changes_the_watcher_cannot_see() {
     .await;
     elsewhere.write(&names.simple("r", "t", "two"));
     running.wait_generation(2).await;
-    let metrics = reqwest::get(running.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = running.metrics().await;
     assert!(
         metrics.contains("dispatcher_reloads_total{result=\"ok\"} 1"),
         "{metrics}"
@@ -223,7 +212,7 @@ async fn polling_picks_up_changes_the_watcher_cannot_see() {
     );
     assert_eq!(flows_to(&broker, &names, &names.q("two")).await, "2");
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }
 
 #[tokio::test]
@@ -256,5 +245,5 @@ async fn a_storm_of_saves_gives_few_reloads_and_the_last_content_wins() {
         generation.to_string()
     );
     running.stop().await;
-    cleanup(&broker, &names, &["one", "two"]).await;
+    broker.cleanup(&names.queues(&["one", "two"])).await;
 }

@@ -45,6 +45,13 @@ impl Names {
     pub fn q(&self, name: &str) -> String {
         format!("{}.{name}", self.prefix)
     }
+    /// Every queue a test with target queues `targets` declares: source, unrouted,
+    /// dead letter and the targets (what [`Broker::cleanup`] deletes).
+    pub fn queues(&self, targets: &[&str]) -> Vec<String> {
+        let mut queues = vec![self.source(), self.unrouted(), self.dead()];
+        queues.extend(targets.iter().map(|t| self.q(t)));
+        queues
+    }
     /// The header lines of a routes file using these names.
     pub fn header(&self) -> String {
         format!(
@@ -116,6 +123,12 @@ impl Running {
         };
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::get(self.url("/metrics")).await.unwrap();
+        response.text().await.unwrap()
     }
 
     pub async fn post(&self, path: &str) -> (u16, Value) {
