@@ -9,8 +9,8 @@ use lapin::BasicProperties;
 use lapin::types::AMQPValue;
 
 use super::deliver::{
-    CONFIRM_TIMEOUT, Context, ERROR_HEADER, Failure, Fate, GENERATION_HEADER, Outcome, headers_of,
-    publish,
+    CONFIRM_TIMEOUT, Context, ERROR_HEADER, Failure, Fate, GENERATION_HEADER, Outcome,
+    generation_value, headers_of, publish,
 };
 use crate::routes::Target;
 use crate::state::Generation;
@@ -96,7 +96,7 @@ pub(super) async fn dead_letter(
     );
     headers.insert(
         GENERATION_HEADER.into(),
-        AMQPValue::LongLongInt(i64::try_from(generation.number).unwrap_or(i64::MAX)),
+        generation_value(generation.number),
     );
     let properties = properties.with_headers(headers);
     let target = Target::Queue(generation.table.dead_letter.clone());

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use events::amqp::{PendingConfirm, PublishError, Publisher};
 use futures_util::future::join_all;
 use lapin::BasicProperties;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use tracing::Instrument;
 
 use super::cold;
@@ -255,4 +255,9 @@ async fn confirmed(
 
 pub(super) fn headers_of(properties: &BasicProperties) -> FieldTable {
     properties.headers().clone().unwrap_or_default()
+}
+
+/// The value of the [`GENERATION_HEADER`] for table generation `number`.
+pub(super) fn generation_value(number: u64) -> AMQPValue {
+    AMQPValue::LongLongInt(i64::try_from(number).unwrap_or(i64::MAX))
 }

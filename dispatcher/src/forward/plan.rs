@@ -9,7 +9,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ShortString};
 use tracing::{Level, Span};
 
-use super::deliver::{GENERATION_HEADER, ROUTES_HEADER, headers_of};
+use super::deliver::{GENERATION_HEADER, ROUTES_HEADER, generation_value, headers_of};
 use crate::routes::Decision;
 use crate::routes::event::Incoming;
 use crate::state::Generation;
@@ -91,7 +91,7 @@ fn with_dispatch_headers(
     let mut headers = headers_of(&properties);
     headers.insert(
         ShortString::from(GENERATION_HEADER),
-        AMQPValue::LongLongInt(i64::try_from(generation).unwrap_or(i64::MAX)),
+        generation_value(generation),
     );
     if !decision.targets.is_empty() {
         headers.insert(
