@@ -22,7 +22,7 @@ fn yaml(path: &str) -> Value {
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path} does not parse: {e}"))
 }
 
-/// Every environment variable a service binary reads (SYSTEM.md's table plus the
+/// Every environment variable a service binary reads (docs/architecture.md's table plus the
 /// per-service extras), by service.
 fn known_env(service: &str) -> BTreeSet<&'static str> {
     let mut known: BTreeSet<&str> = ["AMQP_URL", "QUEUE_TYPE", "RUST_LOG", "LOG_FORMAT"].into();

@@ -1,4 +1,4 @@
-//! Names, ports and defaults of SYSTEM.md, in one place so code, tests and docs agree.
+//! Names, ports and defaults of docs/architecture.md, in one place so code and tests agree.
 
 /// Broker URL used when `AMQP_URL` is not set.
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -1,4 +1,4 @@
-//! The CloudEvents 1.0 envelope of SYSTEM.md: build, serialize, and read it back from an
+//! The envelope of docs/architecture.md (CloudEvents 1.0): build, serialize, read it back from an
 //! AMQP message in structured mode (the event is the JSON body) or binary mode (the
 //! attributes are AMQP properties / `cloudEvents_*` headers and the body is the data).
 //!
@@ -208,7 +208,7 @@ impl CloudEvent {
         serde_json::from_value(data).map_err(|e| EnvelopeError::Data(e.to_string()))
     }
 
-    /// AMQP properties of SYSTEM.md for publishing this event in structured mode:
+    /// AMQP properties of docs/architecture.md for publishing this event in structured mode:
     /// content type, message id, type, timestamp, app id, persistent, `traceparent` header.
     pub fn amqp_properties(&self) -> BasicProperties {
         let timestamp = self.time.unwrap_or_else(Utc::now).timestamp().max(0);
@@ -533,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn serialized_event_has_the_system_md_shape() {
+    fn serialized_event_has_the_documented_shape() {
         let value: Value = serde_json::from_slice(&sample().to_json_vec()).unwrap();
         assert_eq!(value["specversion"], "1.0");
         assert_eq!(value["type"], "user_created");
@@ -662,7 +662,7 @@ mod tests {
     }
 
     #[test]
-    fn amqp_properties_follow_system_md() {
+    fn amqp_properties_follow_the_documented_contract() {
         let tp = TraceParent::new_root();
         let event = sample().with_traceparent(&tp);
         let props = event.amqp_properties();

@@ -72,7 +72,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The defaults of SYSTEM.md with the broker settings from the environment.
+    /// The defaults of docs/architecture.md with the broker settings from the environment.
     pub fn defaults_with(amqp: AmqpSettings) -> Self {
         Self {
             addr: defaults::ORDER_SERVICE_ADDR.to_owned(),

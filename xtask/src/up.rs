@@ -37,7 +37,7 @@ pub struct Service {
     pub name: &'static str,
     /// ANSI colour of the prefix.
     colour: u8,
-    /// Its HTTP address (from its env var, or the SYSTEM.md default).
+    /// Its HTTP address (from its env var, or the default in docs/architecture.md).
     pub addr: String,
 }
 

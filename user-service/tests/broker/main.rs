@@ -1,5 +1,5 @@
 //! Integration tests against the real broker (`AMQP_URL`) and real SQLite files: events
-//! arrive in the dispatch queue with the envelope and properties of SYSTEM.md, survive a
+//! arrive in the dispatch queue with the envelope of docs/architecture.md, survive a
 //! broker outage in order, are republished after a crash before marking, and are pruned.
 //! Each test uses its own queue and deletes it.
 
