@@ -2,7 +2,7 @@
 //! (criterion), then the `bench` runner (drain vs Shovel, API vs FastAPI peer, end to
 //! end) on a private RabbitMQ node; the table is printed and `bench/results.json` written.
 
-use crate::workspace::{cargo, root, run as step, target_dir};
+use crate::workspace::{build_services, cargo, root, run as step, target_dir};
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
@@ -19,18 +19,7 @@ pub struct BenchArgs {
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     step(
         "cargo build --release (services and bench runner)",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "dispatcher",
-            "-p",
-            "user-service",
-            "-p",
-            "order-service",
-            "-p",
-            "bench",
-        ]),
+        build_services(&["bench"]).arg("--release"),
     )?;
     let mut criterion = cargo();
     criterion.args(["bench", "-p", "dispatcher", "--bench", "routing"]);

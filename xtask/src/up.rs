@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use crate::broker;
-use crate::workspace::{cargo, root, run as run_step, target_dir};
+use crate::workspace::{build_services, root, run as run_step, target_dir};
 
 /// Options of `cargo xtask up`.
 #[derive(Debug, clap::Args)]
@@ -78,17 +78,8 @@ pub fn run(args: &UpArgs) -> anyhow::Result<()> {
 
 /// Builds the three binaries.
 pub fn build(release: bool) -> anyhow::Result<()> {
-    let mut command = cargo();
-    command.args([
-        "build",
-        "--bins",
-        "-p",
-        "dispatcher",
-        "-p",
-        "user-service",
-        "-p",
-        "order-service",
-    ]);
+    let mut command = build_services(&[]);
+    command.arg("--bins");
     if release {
         command.arg("--release");
     }

@@ -24,6 +24,20 @@ pub fn cargo() -> Command {
     command
 }
 
+/// The three service binaries, the packages every `cargo xtask` command builds.
+pub const SERVICES: [&str; 3] = ["dispatcher", "user-service", "order-service"];
+
+/// `cargo build -p` each of [`SERVICES`], then each of `extra` (e.g. the bench runner);
+/// add flags such as `--release` to the command it returns.
+pub fn build_services(extra: &[&str]) -> Command {
+    let mut command = cargo();
+    command.arg("build");
+    for package in SERVICES.iter().chain(extra) {
+        command.args(["-p", package]);
+    }
+    command
+}
+
 /// Runs `command`, inheriting stdio; an error if it cannot start or exits non-zero.
 pub fn run(what: &str, command: &mut Command) -> anyhow::Result<()> {
     println!("\x1b[1m==> {what}\x1b[0m");
@@ -53,4 +67,29 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_services_names_every_service_then_the_extras() {
+        let command = build_services(&["bench"]);
+        let args: Vec<_> = command.get_args().filter_map(|a| a.to_str()).collect();
+        assert_eq!(
+            args,
+            [
+                "build",
+                "-p",
+                "dispatcher",
+                "-p",
+                "user-service",
+                "-p",
+                "order-service",
+                "-p",
+                "bench"
+            ]
+        );
+    }
 }
