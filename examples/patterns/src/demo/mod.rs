@@ -1,0 +1,163 @@
+//! The driver behind `cargo xtask demo <name>` and `e2e/tests/patterns.rs`. For one
+//! pattern it starts the example services and the real dispatcher binary with the
+//! pattern's table from `examples/routes/`, all on the demo's own queues
+//! (`<prefix>.<demo>.*`), drives one journey, prints it hop by hop with timings, and
+//! deletes every queue and exchange it declared. A failed hop is an error that names it.
+
+pub mod chain;
+pub mod fanout;
+mod fleet;
+pub mod journal;
+pub mod rpc;
+pub mod saga;
+pub mod stage;
+
+pub use stage::{Names, Options, Plan};
+
+/// The patterns that run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demo {
+    /// registration → payment → course → notification.
+    Chain,
+    /// Request/reply with `reply_to` and `correlation_id`.
+    Rpc,
+    /// One event to three consumers.
+    Fanout,
+    /// A choreography saga with compensation (its payment half so far).
+    Saga,
+}
+
+impl Demo {
+    /// Every demo, listed or not.
+    pub const ALL: [Self; 4] = [Self::Chain, Self::Rpc, Self::Fanout, Self::Saga];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chain => "chain",
+            Self::Rpc => "rpc",
+            Self::Fanout => "fanout",
+            Self::Saga => "saga",
+        }
+    }
+
+    /// The demo named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// One line on what it shows.
+    pub fn about(self) -> &'static str {
+        match self {
+            Self::Chain => {
+                "registration → payment → course → notification, each step its own consumer; the last through a topic exchange"
+            }
+            Self::Rpc => {
+                "request/reply behind the dispatcher: 1,000 calls with an exclusive callback queue, 1,000 with direct reply-to; p50 and p99"
+            }
+            Self::Fanout => {
+                "one event to three consumers: two queues, and an exchange bound to a third"
+            }
+            Self::Saga => {
+                "an order saga with compensation: payment behind a circuit breaker (payment half only)"
+            }
+        }
+    }
+
+    /// Its routing table, in `examples/routes/`.
+    pub fn routes(self) -> &'static str {
+        match self {
+            Self::Chain => "registration-chain.toml",
+            Self::Rpc => "request-reply.toml",
+            Self::Fanout => "fanout.toml",
+            Self::Saga => "saga.toml",
+        }
+    }
+
+    /// What the demo still needs before it is complete, if anything.
+    pub fn missing(self) -> Option<&'static str> {
+        match self {
+            Self::Saga => Some(saga::MISSING),
+            Self::Chain | Self::Rpc | Self::Fanout => None,
+        }
+    }
+
+    /// The demos `--list` names: the complete ones.
+    pub fn listed() -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter().filter(|d| d.missing().is_none())
+    }
+}
+
+/// Runs `demo`: `Ok` when its journey completed.
+pub async fn run(demo: Demo, options: &Options) -> anyhow::Result<()> {
+    match demo {
+        Demo::Chain => chain::run(options).await.map(drop),
+        Demo::Rpc => rpc::run(options).await.map(drop),
+        Demo::Fanout => fanout::run(options).await.map(drop),
+        Demo::Saga => saga::run(options).await.map(drop),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    /// Every quoted `demo.…` name in a table.
+    fn names_in_table(demo: Demo) -> BTreeSet<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../routes")
+            .join(demo.routes());
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| s.starts_with("demo."))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn plan(demo: Demo, names: &Names) -> Plan {
+        match demo {
+            Demo::Chain => chain::plan(names),
+            Demo::Rpc => rpc::plan(names),
+            Demo::Fanout => fanout::plan(names),
+            Demo::Saga => saga::plan(names),
+        }
+    }
+
+    #[test]
+    fn every_name_in_a_demo_table_is_its_own_and_is_cleaned_up() {
+        for demo in Demo::ALL {
+            let names = Names::new("demo", demo);
+            let plan = plan(demo, &names);
+            let own = format!("demo.{}.", demo.name());
+            for name in names_in_table(demo) {
+                assert!(
+                    name.starts_with(&own),
+                    "{}: {name} is not the demo's own",
+                    demo.routes()
+                );
+                let base = name.strip_suffix(".dead").unwrap_or(&name);
+                assert!(
+                    plan.queues.iter().any(|q| q == base) || plan.exchanges.contains(&name),
+                    "{}: {name} is not deleted by the demo",
+                    demo.routes()
+                );
+            }
+            assert!(plan.queues.contains(&plan.source), "{demo:?}");
+        }
+    }
+
+    #[test]
+    fn names_parse_back_and_only_complete_demos_are_listed() {
+        for demo in Demo::ALL {
+            assert_eq!(Demo::from_name(demo.name()), Some(demo));
+        }
+        assert_eq!(Demo::from_name("nope"), None);
+        let listed: Vec<Demo> = Demo::listed().collect();
+        assert_eq!(listed, [Demo::Chain, Demo::Rpc, Demo::Fanout]);
+    }
+}
