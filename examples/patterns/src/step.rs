@@ -4,6 +4,7 @@
 //! publisher confirms, and only then ack. Broker loss: reconnect with backoff and resume.
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use events::amqp::{self, ConnectError, PublishError, Publisher, declare_queue};
@@ -20,6 +21,9 @@ use tracing::Instrument;
 
 /// Deliveries in flight per service: enough to keep it busy, few enough to bound memory.
 const PREFETCH: u16 = 20;
+/// A session that lasted this long was healthy: the next reconnect starts the backoff over
+/// (a broker that fails every session at once is retried ever more slowly, up to 5 s).
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
 /// The arguments every example service takes (flattened into its own).
 #[derive(Debug, Clone, clap::Args)]
@@ -49,8 +53,6 @@ pub enum Outcome {
         /// The answer.
         event: CloudEvent,
     },
-    /// Nothing to publish.
-    Done,
 }
 
 /// Why a service refuses an event: it is dead-lettered to `<queue>.dead`, never retried.
@@ -110,7 +112,11 @@ pub async fn run(
             Err(ConnectError::Cancelled) => return Ok(()),
             Err(error) => return Err(error.into()),
         };
+        let began = Instant::now();
         let ended = session(&connection, args, &mut step, &shutdown).await;
+        if began.elapsed() > HEALTHY_SESSION {
+            delays = amqp::reconnect_backoff();
+        }
         let _ = connection.close(200, "stopping".into()).await;
         match ended {
             Ok(()) => {
@@ -118,7 +124,7 @@ pub async fn run(
                 return Ok(());
             }
             Err(error) => {
-                let delay = delays.next().unwrap_or(std::time::Duration::from_secs(5));
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
                 tracing::warn!(
                     error = format!("{error:#}"),
                     retry_in_ms = delay.as_millis() as u64,
@@ -145,7 +151,9 @@ async fn session(
     declare_queue(&channel, &args.queue, args.amqp.queue_type)
         .await
         .with_context(|| format!("declaring {}", args.queue))?;
-    step.declare(&channel).await.context("declaring")?;
+    step.declare(&channel)
+        .await
+        .context("declaring the service's exchange and binding")?;
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
         .await?;
@@ -257,7 +265,6 @@ async fn publish(
                 .publish_to_queue(to, &event.to_json_vec(), properties)
                 .await
         }
-        Outcome::Done => Ok(()),
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context, ensure};
 use events::CloudEvent;
 use serde_json::json;
 
-use super::Demo;
+use super::catalog::Demo;
 use super::journal::{Hop, Journal, print_header, print_hop};
 use super::stage::{Names, Options, Plan, ServiceSpec, Stage, ms, with_stage};
 

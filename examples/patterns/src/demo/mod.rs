@@ -4,89 +4,18 @@
 //! (`<prefix>.<demo>.*`), drives one journey, prints it hop by hop with timings, and
 //! deletes every queue and exchange it declared. A failed hop is an error that names it.
 
+mod catalog;
 pub mod chain;
 pub mod fanout;
 mod fleet;
 pub mod journal;
+mod queues;
 pub mod rpc;
 pub mod saga;
 pub mod stage;
 
+pub use catalog::Demo;
 pub use stage::{Names, Options, Plan};
-
-/// The patterns that run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Demo {
-    /// registration → payment → course → notification.
-    Chain,
-    /// Request/reply with `reply_to` and `correlation_id`.
-    Rpc,
-    /// One event to three consumers.
-    Fanout,
-    /// A choreography saga with compensation (its payment half so far).
-    Saga,
-}
-
-impl Demo {
-    /// Every demo, listed or not.
-    pub const ALL: [Self; 4] = [Self::Chain, Self::Rpc, Self::Fanout, Self::Saga];
-
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Chain => "chain",
-            Self::Rpc => "rpc",
-            Self::Fanout => "fanout",
-            Self::Saga => "saga",
-        }
-    }
-
-    /// The demo named `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.name() == name)
-    }
-
-    /// One line on what it shows.
-    pub fn about(self) -> &'static str {
-        match self {
-            Self::Chain => {
-                "registration → payment → course → notification, each step its own consumer; the last through a topic exchange"
-            }
-            Self::Rpc => {
-                "request/reply behind the dispatcher: 1,000 calls with an exclusive callback queue, 1,000 with direct reply-to; p50 and p99"
-            }
-            Self::Fanout => {
-                "one event to three consumers: two queues, and an exchange bound to a third"
-            }
-            Self::Saga => {
-                "an order saga with compensation: payment behind a circuit breaker (payment half only)"
-            }
-        }
-    }
-
-    /// Its routing table, in `examples/routes/`.
-    pub fn routes(self) -> &'static str {
-        match self {
-            Self::Chain => "registration-chain.toml",
-            Self::Rpc => "request-reply.toml",
-            Self::Fanout => "fanout.toml",
-            Self::Saga => "saga.toml",
-        }
-    }
-
-    /// What the demo still needs before it is complete, if anything.
-    pub fn missing(self) -> Option<&'static str> {
-        match self {
-            Self::Saga => Some(saga::MISSING),
-            Self::Chain | Self::Rpc | Self::Fanout => None,
-        }
-    }
-
-    /// The demos `--list` names: the complete ones.
-    pub fn listed() -> impl Iterator<Item = Self> {
-        Self::ALL.into_iter().filter(|d| d.missing().is_none())
-    }
-}
 
 /// Runs `demo`: `Ok` when its journey completed.
 pub async fn run(demo: Demo, options: &Options) -> anyhow::Result<()> {

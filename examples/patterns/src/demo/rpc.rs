@@ -15,7 +15,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use serde_json::json;
 
-use super::Demo;
+use super::catalog::Demo;
 use super::stage::{Names, Options, Plan, ServiceSpec, Stage, ms, with_stage};
 
 /// Calls per way of receiving replies.

@@ -12,17 +12,10 @@ use anyhow::{Context, ensure};
 use events::{CloudEvent, TraceParent};
 use serde_json::json;
 
-use super::Demo;
+use super::catalog::{Demo, SAGA_MISSING};
 use super::journal::{Hop, Journal, print_header, print_hop};
 use super::stage::{Names, Options, Plan, ServiceSpec, Stage, ms, with_stage};
 use crate::payment::{FAILED, FailReason, PaymentAnswer, SUCCEEDED, cents};
-
-/// What the saga still needs before `cargo xtask demo --list` names it.
-pub const MISSING: &str = "order-service's side of the saga: `POST /orders` recording the \
-    order as `pending` and emitting `order_placed`, applying `payment_succeeded` / \
-    `payment_failed` from the order queue (`confirmed` / `cancelled`, idempotently and \
-    version-aware), and `GET /orders/{id}` showing the status and its history. Until then \
-    this demo plays order-service itself and runs the payment half only.";
 
 /// How long the breaker stays open in the demo.
 pub const RECOVERY: Duration = Duration::from_millis(1_500);
@@ -140,7 +133,7 @@ pub fn plan(names: &Names) -> Plan {
 pub async fn run(options: &Options) -> anyhow::Result<Vec<SagaStep>> {
     let names = Names::new(&options.prefix, Demo::Saga);
     println!(
-        "saga: {}\n\nNOT COMPLETE: this needs {MISSING}\n",
+        "saga: {}\n\nNOT COMPLETE: this needs {SAGA_MISSING}\n",
         Demo::Saga.about()
     );
     with_stage(Demo::Saga, plan(&names), options, async |stage| {
@@ -155,14 +148,23 @@ async fn journey(stage: &mut Stage) -> anyhow::Result<Vec<SagaStep>> {
     orders.start_clock();
     let mut steps = Vec::new();
     for order in &BEFORE_RECOVERY {
-        steps.push(place(stage, &mut orders, order, steps.last()).await?);
+        steps.push(place(stage, &mut orders, order, steps.last(), steps.len()).await?);
     }
     println!(
         "  … waiting {} (the breaker's recovery timeout)",
         ms(RECOVERY)
     );
     tokio::time::sleep(RECOVERY).await;
-    steps.push(place(stage, &mut orders, &AFTER_RECOVERY, steps.last()).await?);
+    steps.push(
+        place(
+            stage,
+            &mut orders,
+            &AFTER_RECOVERY,
+            steps.last(),
+            steps.len(),
+        )
+        .await?,
+    );
     println!(
         "\nthe payment half completed in {}; order-service would now confirm orders 1 and 7 \
          and cancel the others (the compensation)",
@@ -177,6 +179,7 @@ async fn place(
     orders: &mut Journal,
     order: &Order,
     before: Option<&SagaStep>,
+    steps_done: usize,
 ) -> anyhow::Result<SagaStep> {
     let name = format!(
         "order {} ({}: {})",
@@ -208,12 +211,15 @@ async fn place(
         .await?;
     let answer: PaymentAnswer = serde_json::from_value(hop.data.clone())
         .with_context(|| format!("{name}: the answer's data is not a payment answer"))?;
-    print_hop(
-        order.id as usize,
-        &hop,
-        before.map(|s| s.hop.at).unwrap_or_default(),
-        &format!(": {}", answer.message),
+    let note = format!(
+        " · order {}, {}: {} (breaker {})",
+        order.id,
+        cents(order.total_cents),
+        answer.message,
+        answer.breaker
     );
+    let before = before.map(|s| s.hop.at).unwrap_or_default();
+    print_hop(steps_done + 1, &hop, before, &note);
     ensure!(
         answer.reason == order.reason && answer.breaker == order.breaker,
         "{name} failed: expected {:?} with the breaker {}, got {:?} with the breaker {} ({})",

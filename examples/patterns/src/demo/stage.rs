@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use events::AmqpSettings;
-use events::amqp::{Publisher, connect_once, dead_letter_queue};
+use events::amqp::{Publisher, connect_once};
 use lapin::Connection;
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
 
-use super::Demo;
+use super::catalog::Demo;
 use super::fleet::Fleet;
+use super::queues::{consumers, delete_all};
 
 /// The prefix of the names in the tables of `examples/routes/`.
 pub const TABLE_PREFIX: &str = "demo";
@@ -140,7 +139,7 @@ pub async fn with_stage<T>(
     .await
     .context("the demo needs a running broker (`cargo xtask broker`)")?;
     // Leftovers of an interrupted run of this demo would hold stale events.
-    delete_all(&connection, &plan).await?;
+    delete_all(&connection, &plan.queues, &plan.exchanges).await?;
     let publisher = Publisher::new(&connection).await?;
     let dir = tempfile::tempdir()?;
     let mut stage = Stage {
@@ -151,12 +150,16 @@ pub async fn with_stage<T>(
         options: options.clone(),
         fleet: Fleet::new(options.verbose),
     };
-    let result = match start(&mut stage, demo, dir.path()).await {
-        Ok(()) => journey(&mut stage).await,
-        Err(error) => Err(error),
+    // Ctrl-C ends the journey, not the cleanup.
+    let result = tokio::select! {
+        result = async {
+            start(&mut stage, demo, dir.path()).await?;
+            journey(&mut stage).await
+        } => result,
+        () = events::shutdown::wait_for_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     stage.fleet.stop().await;
-    let cleaned = delete_all(&stage.connection, &stage.plan).await;
+    let cleaned = delete_all(&stage.connection, &stage.plan.queues, &stage.plan.exchanges).await;
     let _ = stage.connection.close(200, "demo done".into()).await;
     let value = result?;
     cleaned.context("deleting the demo's queues and exchanges")?;
@@ -227,52 +230,6 @@ async fn wait_for_consumer(stage: &mut Stage, queue: &str, who: &str) -> anyhow:
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The consumers of `queue` (0 when it does not exist yet).
-pub async fn consumers(connection: &Connection, queue: &str) -> anyhow::Result<u32> {
-    Ok(passive(connection, queue).await?.unwrap_or(0))
-}
-
-/// Whether `queue` exists.
-pub async fn queue_exists(connection: &Connection, queue: &str) -> anyhow::Result<bool> {
-    Ok(passive(connection, queue).await?.is_some())
-}
-
-/// A passive declare on its own channel (a missing queue closes the channel):
-/// `Some(consumer count)`, or `None` when the queue does not exist.
-async fn passive(connection: &Connection, queue: &str) -> anyhow::Result<Option<u32>> {
-    let channel = connection.create_channel().await?;
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions::durable().passive(),
-            FieldTable::default(),
-        )
-        .await;
-    let _ = channel.close(200, "ok".into()).await;
-    Ok(declared.ok().map(|q| q.consumer_count()))
-}
-
-/// Deletes every queue (and its `.dead` queue) and exchange of `plan`.
-async fn delete_all(connection: &Connection, plan: &Plan) -> anyhow::Result<()> {
-    let channel = connection.create_channel().await?;
-    for queue in &plan.queues {
-        for name in [queue.clone(), dead_letter_queue(queue)] {
-            channel
-                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
-                .await
-                .with_context(|| format!("deleting queue {name}"))?;
-        }
-    }
-    for exchange in &plan.exchanges {
-        channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await
-            .with_context(|| format!("deleting exchange {exchange}"))?;
-    }
-    let _ = channel.close(200, "ok".into()).await;
-    Ok(())
 }
 
 /// A duration as milliseconds, for people.
