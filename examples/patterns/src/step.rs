@@ -289,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_without_a_trace_starts_none() {
+    fn an_event_without_a_trace_passes_none_on() {
         let cause = CloudEvent::new("a", "x.created", json!({}));
         let next = follow(&cause, "b", "x.paid", json!({}));
         assert!(next.traceparent().is_none());

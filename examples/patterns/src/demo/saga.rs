@@ -148,23 +148,19 @@ async fn journey(stage: &mut Stage) -> anyhow::Result<Vec<SagaStep>> {
     orders.start_clock();
     let mut steps = Vec::new();
     for order in &BEFORE_RECOVERY {
-        steps.push(place(stage, &mut orders, order, steps.last(), steps.len()).await?);
+        let step = place(stage, &mut orders, order, &steps).await?;
+        steps.push(step);
     }
     println!(
         "  … waiting {} (the breaker's recovery timeout)",
         ms(RECOVERY)
     );
+    // The breaker opened before order 5's answer was sent, so once this much time has
+    // passed since that answer arrived, the next payment is its trial, however slow
+    // the machine.
     tokio::time::sleep(RECOVERY).await;
-    steps.push(
-        place(
-            stage,
-            &mut orders,
-            &AFTER_RECOVERY,
-            steps.last(),
-            steps.len(),
-        )
-        .await?,
-    );
+    let step = place(stage, &mut orders, &AFTER_RECOVERY, &steps).await?;
+    steps.push(step);
     println!(
         "\nthe payment half completed in {}; order-service would now confirm orders 1 and 7 \
          and cancel the others (the compensation)",
@@ -178,8 +174,7 @@ async fn place(
     stage: &mut Stage,
     orders: &mut Journal,
     order: &Order,
-    before: Option<&SagaStep>,
-    steps_done: usize,
+    answered: &[SagaStep],
 ) -> anyhow::Result<SagaStep> {
     let name = format!(
         "order {} ({}: {})",
@@ -218,8 +213,8 @@ async fn place(
         answer.message,
         answer.breaker
     );
-    let before = before.map(|s| s.hop.at).unwrap_or_default();
-    print_hop(steps_done + 1, &hop, before, &note);
+    let before = answered.last().map(|s| s.hop.at).unwrap_or_default();
+    print_hop(answered.len() + 1, &hop, before, &note);
     ensure!(
         answer.reason == order.reason && answer.breaker == order.breaker,
         "{name} failed: expected {:?} with the breaker {}, got {:?} with the breaker {} ({})",
