@@ -2,6 +2,10 @@
 //! `cargo xtask up`) or starts one for the occasion; creates a user, shows which dispatcher
 //! route forwarded the event and when the order-service snapshot appeared. Exits 0 only
 //! if the snapshot arrived.
+//!
+//! `cargo xtask demo <pattern>` runs one of the patterns of `examples/` instead (see
+//! `--list`): the dispatcher with the pattern's table and its services, on the pattern's
+//! own queues, one journey hop by hop; non-zero naming the hop that failed.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,20 +13,39 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use events::AmqpSettings;
+use patterns::demo::{Demo, Options};
+
 use crate::broker;
 use crate::up::{Fleet, Service, build, services, wait_all_ready};
-use crate::workspace::root;
+use crate::workspace::{cargo, root, run as run_step, target_dir};
 
 /// Options of `cargo xtask demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Give up on the snapshot after this many seconds.
+    /// A pattern to run (`--list` names them). Without one: a user's journey through the
+    /// system.
+    pattern: Option<String>,
+    /// Name the patterns and exit.
+    #[arg(long)]
+    list: bool,
+    /// Give up on the snapshot (or on one hop of a pattern) after this many seconds.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Show the logs of a pattern's services and dispatcher.
+    #[arg(long)]
+    verbose: bool,
 }
 
 /// Runs the demo, starting the system if it is not up.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    if args.list {
+        list();
+        return Ok(());
+    }
+    if let Some(name) = &args.pattern {
+        return pattern(name, args);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     let services = services();
     let up = runtime
@@ -45,6 +68,38 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         fleet.stop().await;
         result
     })
+}
+
+fn list() {
+    println!("cargo xtask demo             a user's journey through the system (the default)");
+    for demo in Demo::listed() {
+        println!("cargo xtask demo {:<11} {}", demo.name(), demo.about());
+    }
+}
+
+/// Builds the dispatcher and the pattern services, then runs pattern `name`.
+fn pattern(name: &str, args: &DemoArgs) -> anyhow::Result<()> {
+    let demo = Demo::from_name(name).with_context(|| {
+        format!("no pattern named {name:?}: `cargo xtask demo --list` names them")
+    })?;
+    broker::ensure()?;
+    run_step(
+        "cargo build (dispatcher, patterns)",
+        cargo().args(["build", "--bins", "-p", "dispatcher", "-p", "patterns"]),
+    )?;
+    let options = Options {
+        timeout: Duration::from_secs(args.timeout),
+        verbose: args.verbose,
+        ..Options::new(
+            AmqpSettings::from_env()?,
+            target_dir().join("debug"),
+            root().join("examples/routes"),
+        )
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime
+        .block_on(patterns::demo::run(demo, &options))
+        .with_context(|| format!("the {name} demo did not complete"))
 }
 
 fn base(services: &[Service], name: &str) -> String {

@@ -3,7 +3,7 @@
 //! - `broker`: make sure a RabbitMQ broker answers at `AMQP_URL` (start or install one).
 //! - `test`: broker, then fmt, clippy and the whole test suite: what CI runs.
 //! - `up`: broker, build, and run the three services with interleaved logs.
-//! - `demo`: one user's journey through the system, timed.
+//! - `demo`: one user's journey through the system, timed; or a pattern of `examples/`.
 //! - `bench`: the benchmarks, each figure against its peer in the same run.
 //! - `faults`: the fault suite (nothing lost under broker loss, kills, bad input…).
 
@@ -40,7 +40,7 @@ enum Command {
     /// Run the whole system: broker, build, dispatcher + user-service + order-service.
     Up(up::UpArgs),
     /// Create a user and follow its event through the system, with timings (starts the
-    /// system if it is not up).
+    /// system if it is not up); or, with a name, run one pattern of `examples/` (`--list`).
     Demo(demo::DemoArgs),
     /// Benchmarks against peers in the same run: dispatcher vs RabbitMQ Shovel, routing
     /// cost (criterion), user-service vs a FastAPI peer, end-to-end latency.
