@@ -14,6 +14,7 @@ COPY order-service order-service
 COPY xtask xtask
 COPY e2e e2e
 COPY bench bench
+COPY examples examples
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p dispatcher -p user-service -p order-service \

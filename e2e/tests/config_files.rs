@@ -237,8 +237,11 @@ fn the_dockerfile_copies_only_files_that_exist_and_every_workspace_member() {
         .unwrap();
     for member in manifest["workspace"]["members"].as_array().unwrap() {
         let member = member.as_str().unwrap();
+        let covered = std::path::Path::new(member)
+            .ancestors()
+            .any(|dir| copied.contains(dir.to_str().unwrap()));
         assert!(
-            copied.contains(member),
+            covered,
             "the build needs every workspace member; {member} is not copied"
         );
     }
