@@ -43,9 +43,14 @@ pub fn init(service: &str) -> anyhow::Result<()> {
             .with_context(|| format!("RUST_LOG={directives:?} is not a valid filter"))?,
         _ => EnvFilter::new("info"),
     };
+    // A log line that cannot be written (stdout a closed pipe, after the supervisor
+    // died) is dropped. By default the subscriber reports that on stderr with
+    // `eprintln!`, which panics when stderr is closed too, inside whatever task was
+    // logging, such as the one that turns SIGTERM into a shutdown.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(std::io::stdout)
+        .log_internal_errors(false);
     let installed = match format {
         LogFormat::Json => builder
             .json()
