@@ -4,7 +4,8 @@
 //!   binary mode) with a precise error for every way an input can be bad.
 //! - [`amqp`]: connect with retry, declare queues the one shared way, publish with
 //!   confirms.
-//! - [`settings`]: `AMQP_URL` and `QUEUE_TYPE`, shared by every binary.
+//! - [`settings`]: `AMQP_URL` and `QUEUE_TYPE`, shared by every binary; [`duration`]: the
+//!   one grammar of every duration setting.
 //! - [`trace`]: the W3C `traceparent` carried from an HTTP request into events.
 //! - [`telemetry`], [`shutdown`], [`http`]: logging, stop signal, HTTP plumbing.
 //!
@@ -12,6 +13,7 @@
 
 pub mod amqp;
 pub mod defaults;
+pub mod duration;
 pub mod envelope;
 pub mod http;
 pub mod settings;

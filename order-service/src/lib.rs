@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use events::AmqpSettings;
 use events::defaults;
+use events::duration::parse_duration;
 use events::http::HttpObserver;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -42,8 +43,8 @@ use writer::WriterOptions;
 
 /// Default of `--prefetch`.
 pub const DEFAULT_PREFETCH: u16 = 100;
-/// Default of `--dedupe-retention-days`.
-pub const DEFAULT_DEDUPE_RETENTION_DAYS: u32 = 7;
+/// Default of `--dedupe-retention`: seven days.
+pub const DEFAULT_DEDUPE_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 
 /// Every setting, from flags or environment variables (`order-service --help`).
 #[derive(Debug, Clone, clap::Parser)]
@@ -62,10 +63,20 @@ pub struct Settings {
     #[arg(long, env = "ORDER_PREFETCH", default_value_t = DEFAULT_PREFETCH,
           value_parser = clap::value_parser!(u16).range(1..=5000))]
     pub prefetch: u16,
-    /// Days to remember processed event ids for deduplication (0: forever). Older
-    /// redeliveries are still ignored by version, counted as stale.
-    #[arg(long, env = "ORDER_DEDUPE_RETENTION_DAYS", default_value_t = DEFAULT_DEDUPE_RETENTION_DAYS)]
-    pub dedupe_retention_days: u32,
+    /// How long processed event ids are remembered for deduplication (`7d`, `36h`, ...;
+    /// `0` remembers them forever). Older redeliveries are still ignored by version,
+    /// counted as stale.
+    #[arg(long, env = "ORDER_DEDUPE_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub dedupe_retention: Duration,
+    /// The former spelling of `--dedupe-retention`, in whole days (`0`: forever); still
+    /// accepted, and refused together with `--dedupe-retention`.
+    #[arg(
+        long,
+        env = "ORDER_DEDUPE_RETENTION_DAYS",
+        hide = true,
+        conflicts_with = "dedupe_retention"
+    )]
+    pub dedupe_retention_days: Option<u32>,
     /// Broker settings.
     #[command(flatten)]
     pub amqp: AmqpSettings,
@@ -79,14 +90,20 @@ impl Settings {
             db: PathBuf::from(defaults::ORDER_DB),
             queue: defaults::QUEUE_ORDER.to_owned(),
             prefetch: DEFAULT_PREFETCH,
-            dedupe_retention_days: DEFAULT_DEDUPE_RETENTION_DAYS,
+            dedupe_retention: DEFAULT_DEDUPE_RETENTION,
+            dedupe_retention_days: None,
             amqp,
         }
     }
 
-    fn dedupe_retention(&self) -> Option<Duration> {
-        (self.dedupe_retention_days > 0)
-            .then(|| Duration::from_secs(u64::from(self.dedupe_retention_days) * 86_400))
+    /// How long processed event ids are kept, from whichever spelling was given;
+    /// `None`: forever.
+    fn dedupe_window(&self) -> Option<Duration> {
+        let retention = match self.dedupe_retention_days {
+            Some(days) => Duration::from_secs(u64::from(days) * 86_400),
+            None => self.dedupe_retention,
+        };
+        (!retention.is_zero()).then_some(retention)
     }
 }
 
@@ -112,7 +129,7 @@ pub async fn serve(
     let observer = HttpObserver::register(&mut registry);
     let stop = shutdown.child_token();
     let options = WriterOptions {
-        dedupe_retention: settings.dedupe_retention(),
+        dedupe_retention: settings.dedupe_window(),
         stop: stop.clone(),
         retries: metrics.store_retries.clone(),
     };
@@ -172,7 +189,9 @@ mod tests {
         let parsed = Settings::try_parse_from(["order-service"]).unwrap();
         let built = Settings::defaults_with(parsed.amqp.clone());
         assert_eq!(parsed.prefetch, built.prefetch);
+        assert_eq!(parsed.dedupe_retention, built.dedupe_retention);
         assert_eq!(parsed.dedupe_retention_days, built.dedupe_retention_days);
+        assert_eq!(parsed.dedupe_window(), built.dedupe_window());
         assert_eq!(parsed.queue, built.queue);
     }
 
@@ -180,12 +199,46 @@ mod tests {
     fn a_prefetch_of_zero_is_refused_and_zero_retention_means_forever() {
         assert!(Settings::try_parse_from(["order-service", "--prefetch", "0"]).is_err());
         let mut settings = Settings::defaults_with(AmqpSettings::default());
-        settings.dedupe_retention_days = 0;
-        assert_eq!(settings.dedupe_retention(), None);
-        settings.dedupe_retention_days = 1;
+        settings.dedupe_retention = Duration::ZERO;
+        assert_eq!(settings.dedupe_window(), None);
+        settings.dedupe_retention = Duration::from_secs(86_400);
+        assert_eq!(settings.dedupe_window(), Some(Duration::from_secs(86_400)));
+        settings.dedupe_retention_days = Some(0);
+        assert_eq!(settings.dedupe_window(), None);
+    }
+
+    #[test]
+    fn the_dedupe_retention_takes_the_shared_duration_grammar() {
+        let window = |args: &[&str]| {
+            let mut argv = vec!["order-service"];
+            argv.extend_from_slice(args);
+            Settings::try_parse_from(argv).unwrap().dedupe_window()
+        };
+        let hours = |h: u64| Some(Duration::from_secs(h * 3_600));
+        assert_eq!(window(&[]), hours(7 * 24));
+        assert_eq!(window(&["--dedupe-retention=36h"]), hours(36));
+        assert_eq!(window(&["--dedupe-retention=1.5d"]), hours(36));
+        assert_eq!(window(&["--dedupe-retention=0"]), None);
+        let err = Settings::try_parse_from(["order-service", "--dedupe-retention=soon"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("e.g. `7d`"), "{err}");
+    }
+
+    #[test]
+    fn the_former_days_flag_still_works_but_not_with_the_new_one() {
+        let parsed =
+            Settings::try_parse_from(["order-service", "--dedupe-retention-days=3"]).unwrap();
         assert_eq!(
-            settings.dedupe_retention(),
-            Some(Duration::from_secs(86_400))
+            parsed.dedupe_window(),
+            Some(Duration::from_secs(3 * 86_400))
         );
+        let both = Settings::try_parse_from([
+            "order-service",
+            "--dedupe-retention-days=3",
+            "--dedupe-retention=3d",
+        ]);
+        assert!(both.is_err());
     }
 }

@@ -10,7 +10,6 @@
 
 pub mod api;
 pub mod domain;
-pub mod duration;
 pub mod metrics;
 pub mod outbox;
 pub mod store;
@@ -23,6 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use events::AmqpSettings;
 use events::defaults;
+use events::duration::parse_duration;
 use events::http::HttpObserver;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
@@ -51,11 +51,11 @@ pub struct Settings {
     /// Queue the outbox relay publishes every event to (declared on connect).
     #[arg(long, env = "DISPATCH_QUEUE", default_value = defaults::QUEUE_DISPATCH)]
     pub dispatch_queue: String,
-    /// How long published events and idempotency keys are kept: `7d`, `24h`, `30m`, `10s`.
-    #[arg(long, env = "OUTBOX_RETENTION", default_value = "7d", value_parser = duration::parse)]
+    /// How long published events and idempotency keys are kept: `7d`, `24h`, `1h30m`, `10s`.
+    #[arg(long, env = "OUTBOX_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub outbox_retention: Duration,
     /// How often the relay looks for unpublished events without a commit signal.
-    #[arg(long, env = "OUTBOX_POLL_INTERVAL", default_value = "1s", value_parser = duration::parse)]
+    #[arg(long, env = "OUTBOX_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub outbox_poll_interval: Duration,
     /// The broker.
     #[command(flatten)]
