@@ -3,7 +3,7 @@
 //! - [`envelope`]: the CloudEvents 1.0 envelope (build, serialize, read structured and
 //!   binary mode) with a precise error for every way an input can be bad.
 //! - [`amqp`]: connect with retry, declare queues the one shared way, publish with
-//!   confirms.
+//!   confirms; [`backoff`]: the one reconnect schedule and its reset rule.
 //! - [`settings`]: `AMQP_URL` and `QUEUE_TYPE`, shared by every binary; [`duration`]: the
 //!   one grammar of every duration setting.
 //! - [`trace`]: the W3C `traceparent` carried from an HTTP request into events.
@@ -12,6 +12,7 @@
 //! It is small on purpose: anything only one service needs lives in that service.
 
 pub mod amqp;
+pub mod backoff;
 pub mod defaults;
 pub mod duration;
 pub mod envelope;

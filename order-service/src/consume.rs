@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use events::AmqpSettings;
-use events::amqp::{self, ConnectError, Publisher, declare_queue, reconnect_backoff};
+use events::amqp::{self, ConnectError, Publisher, declare_queue};
+use events::backoff::Backoff;
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -54,24 +55,19 @@ pub(crate) enum Ended {
 }
 
 impl EventConsumer {
-    /// Consumes until `shutdown`; `Err` only if the database writer stopped.
+    /// Consumes until `shutdown`, reconnecting with the shared [`Backoff`] when the broker
+    /// is lost; `Err` only if the database writer stopped.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WriteError> {
-        let mut delays = reconnect_backoff();
+        let mut backoff = Backoff::new();
         loop {
+            backoff.session_started();
             let url = &self.settings.amqp.url;
             let name = format!("order-service {}", self.settings.queue);
-            let connection = match amqp::connect(url, &name, &shutdown).await {
-                Ok(connection) => connection,
-                Err(ConnectError::Cancelled) => return Ok(()),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot connect to the broker");
-                    continue;
-                }
+            let ended = match amqp::connect(url, &name, &shutdown).await {
+                Ok(connection) => self.connected(&connection, &shutdown).await,
+                Err(ConnectError::Cancelled) => Ended::Shutdown,
+                Err(error) => Ended::Lost(error.to_string()),
             };
-            let mut progressed = false;
-            let ended = self
-                .connected(&connection, &shutdown, &mut progressed)
-                .await;
             let error = match ended {
                 Ended::Shutdown => {
                     tracing::info!("consumer stopped");
@@ -80,14 +76,9 @@ impl EventConsumer {
                 Ended::Fatal(error) => return Err(error),
                 Ended::Lost(error) => error,
             };
-            if progressed {
-                delays = reconnect_backoff();
-            }
-            let delay = delays.next().unwrap_or(std::time::Duration::from_secs(5));
-            tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "lost the broker, reconnecting");
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                () = tokio::time::sleep(delay) => {}
+            tracing::warn!(%error, "lost the broker, reconnecting");
+            if !backoff.sleep(&shutdown).await {
+                return Ok(());
             }
         }
     }
@@ -98,17 +89,10 @@ impl EventConsumer {
     }
 
     /// One connection's life: set up, consume until it ends, close the connection.
-    async fn connected(
-        &self,
-        connection: &Connection,
-        shutdown: &CancellationToken,
-        progressed: &mut bool,
-    ) -> Ended {
+    async fn connected(&self, connection: &Connection, shutdown: &CancellationToken) -> Ended {
         match self.open(connection).await {
             Ok((publisher, mut consumer)) => {
-                let ended = self
-                    .session(&publisher, &mut consumer, shutdown, progressed)
-                    .await;
+                let ended = self.session(&publisher, &mut consumer, shutdown).await;
                 self.set_consuming(false);
                 let _ = connection.close(200, "order-service stopping".into()).await;
                 // Dropped only now, on purpose: lapin 4.12.3 deadlocks (lock-order
@@ -132,7 +116,6 @@ impl EventConsumer {
         publisher: &Publisher,
         consumer: &mut Consumer,
         shutdown: &CancellationToken,
-        progressed: &mut bool,
     ) -> Ended {
         self.set_consuming(true);
         tracing::info!(queue = %self.settings.queue, prefetch = self.settings.prefetch, "consuming");
@@ -151,7 +134,6 @@ impl EventConsumer {
             if let Err(ended) = self.handle(publisher, batch).await {
                 return ended;
             }
-            *progressed = true;
             if let Some(error) = lost {
                 return Ended::Lost(error);
             }
