@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use events::AmqpSettings;
-use events::amqp::{self, ConnectError, Publisher, declare_queue};
+use events::amqp::{self, ConnectError, PublishError, Publisher, declare_queue};
 use events::backoff::Backoff;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, Consumer};
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::take_ready;
 use crate::metrics::Metrics;
 use crate::writer::{WriteError, Writer};
 
@@ -25,7 +25,6 @@ use crate::writer::{WriteError, Writer};
 pub struct ConsumeSettings {
     /// Broker URL and queue type.
     pub amqp: AmqpSettings,
-    /// The input queue.
     pub queue: String,
     /// Most unacked deliveries at once (and most events per transaction).
     pub prefetch: u16,
@@ -36,7 +35,6 @@ pub struct ConsumeSettings {
 pub struct EventConsumer {
     /// Where and how to consume.
     pub settings: ConsumeSettings,
-    /// The database writer.
     pub writer: Writer,
     /// Counters and histograms.
     pub metrics: Metrics,
@@ -49,9 +47,28 @@ pub(crate) enum Ended {
     /// Shutdown was requested (the batch in hand, if any, was finished).
     Shutdown,
     /// The connection or a channel failed: reconnect.
-    Lost(String),
+    Lost(Lost),
     /// The database writer is gone: nothing more can be applied.
     Fatal(WriteError),
+}
+
+/// Why the broker was lost; the consumer reconnects.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Lost {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] ConnectError),
+    #[error("setting up the consumer: {0}")]
+    Setup(#[source] lapin::Error),
+    #[error("consuming: {0}")]
+    Consume(#[source] lapin::Error),
+    #[error("the broker cancelled the consumer")]
+    ConsumerCancelled,
+    #[error("dead-lettering: {0}")]
+    DeadLetter(#[source] PublishError),
+    #[error("the channel closed before settling")]
+    ChannelClosed,
+    #[error("settling: {0}")]
+    Settle(#[source] lapin::Error),
 }
 
 impl EventConsumer {
@@ -66,7 +83,7 @@ impl EventConsumer {
             let ended = match amqp::connect(url, &name, &shutdown).await {
                 Ok(connection) => self.connected(&connection, &shutdown).await,
                 Err(ConnectError::Cancelled) => Ended::Shutdown,
-                Err(error) => Ended::Lost(error.to_string()),
+                Err(error) => Ended::Lost(Lost::Connect(error)),
             };
             let error = match ended {
                 Ended::Shutdown => {
@@ -106,7 +123,7 @@ impl EventConsumer {
             }
             Err(error) => {
                 let _ = connection.close(200, "order-service stopping".into()).await;
-                Ended::Lost(format!("setting up the consumer: {error}"))
+                Ended::Lost(Lost::Setup(error))
             }
         }
     }
@@ -127,8 +144,8 @@ impl EventConsumer {
             };
             let first = match next {
                 Some(Ok(delivery)) => delivery,
-                Some(Err(error)) => return Ended::Lost(error.to_string()),
-                None => return Ended::Lost("the broker cancelled the consumer".to_owned()),
+                Some(Err(error)) => return Ended::Lost(Lost::Consume(error)),
+                None => return Ended::Lost(Lost::ConsumerCancelled),
             };
             let (batch, lost) = take_ready(consumer, first, self.settings.prefetch);
             if let Err(ended) = self.handle(publisher, batch).await {
@@ -158,4 +175,23 @@ impl EventConsumer {
             .await?;
         Ok((publisher, consumer))
     }
+}
+
+/// The first delivery plus every one already received, up to `limit`; and why the
+/// stream ended, if it ended.
+fn take_ready(
+    consumer: &mut Consumer,
+    first: Delivery,
+    limit: u16,
+) -> (Vec<Delivery>, Option<Lost>) {
+    let mut batch = vec![first];
+    while batch.len() < usize::from(limit) {
+        match consumer.next().now_or_never() {
+            Some(Some(Ok(delivery))) => batch.push(delivery),
+            Some(Some(Err(error))) => return (batch, Some(Lost::Consume(error))),
+            Some(None) => return (batch, Some(Lost::ConsumerCancelled)),
+            None => break,
+        }
+    }
+    (batch, None)
 }

@@ -2,7 +2,8 @@
 //! of users, and takes orders for the users it knows, without ever calling user-service.
 //!
 //! - [`consume`]: the AMQP loop; `batch` applies, dead-letters and acks one batch;
-//!   [`outcome`] names the end of each message, [`dead_letter`] builds what goes to `<queue>.dead`.
+//!   [`disposition`] names the end of each message, [`dead_letter`] builds what goes to
+//!   `<queue>.dead`.
 //! - [`event`] reads user events; [`apply`] holds the pure apply rules.
 //! - [`writer`] is the one SQLite writer thread; [`db`], [`snapshots`] and
 //!   [`order_store`] are the SQL.
@@ -24,11 +25,11 @@ mod batch;
 pub mod consume;
 pub mod db;
 pub mod dead_letter;
+pub mod disposition;
 pub mod event;
 pub mod metrics;
 pub mod order_store;
 pub mod orders;
-pub mod outcome;
 pub mod settings;
 pub mod snapshots;
 pub mod writer;

@@ -27,7 +27,6 @@ const BATCH: u32 = 512;
 /// What the relay needs to know.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
-    /// The broker.
     pub amqp: AmqpSettings,
     /// Where events go (declared with `events::amqp::declare_queue`).
     pub queue: String,
