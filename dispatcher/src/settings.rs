@@ -62,45 +62,45 @@ impl Settings {
     }
 }
 
-/// Parses `250ms`, `2s`, `1m` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write e.g. `500ms`, `2s` or `1m`"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`: use ms, s or m"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
-}
+/// The workspace's one duration grammar (`250ms`, `2s`, `0.5s`, `1h30m`, `7d`, or a bare
+/// number of seconds), re-exported for the flags above.
+pub use events::duration::parse_duration;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
 
     #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        assert_eq!(parse_duration("0.5s").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("2h").unwrap_err().contains("unknown unit"));
-        assert!(
-            parse_duration("soon")
-                .unwrap_err()
-                .contains("not a duration")
-        );
+    fn duration_flags_take_the_shared_grammar() {
+        let cli = Cli::try_parse_from([
+            "dispatcher",
+            "--poll-interval=0.5s",
+            "--retry-backoff=250ms",
+            "--drain-timeout=1h",
+        ])
+        .unwrap();
+        assert_eq!(cli.settings.poll_interval, Some(Duration::from_millis(500)));
+        assert_eq!(cli.settings.retry_backoff, Duration::from_millis(250));
+        assert_eq!(cli.settings.drain_timeout, Duration::from_secs(3_600));
+        let defaults = Cli::try_parse_from(["dispatcher"]).unwrap();
+        assert_eq!(defaults.settings.retry_backoff, Duration::from_millis(100));
+        assert_eq!(defaults.settings.drain_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_bad_duration_flag_says_what_to_write() {
+        let err = Cli::try_parse_from(["dispatcher", "--drain-timeout=soon"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("not a duration"), "{err}");
+        assert!(err.contains("e.g. `7d`"), "{err}");
     }
 }

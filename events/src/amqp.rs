@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
@@ -11,6 +10,7 @@ use lapin::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::defaults::DEAD_SUFFIX;
 use crate::settings::{QueueType, redact_url};
 
@@ -69,45 +69,32 @@ pub async fn connect_once(
     }
 }
 
-/// The reconnect schedule: exponential from 100 ms, capped at 5 s, with jitter, forever.
-pub fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
-/// Connects, retrying with [`reconnect_backoff`] (each attempt bounded by
+/// Connects, retrying with a [`Backoff`] (each attempt bounded by
 /// [`CONNECT_ATTEMPT_TIMEOUT`], each failure logged) until it succeeds or `cancel` fires.
 pub async fn connect(
     url: &str,
     name: &str,
     cancel: &CancellationToken,
 ) -> Result<Connection, ConnectError> {
-    let mut delays = reconnect_backoff();
-    for attempt in 1u64.. {
+    let mut backoff = Backoff::new();
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
         let result = tokio::select! {
             () = cancel.cancelled() => return Err(ConnectError::Cancelled),
             result = connect_once(url, name, CONNECT_ATTEMPT_TIMEOUT) => result,
         };
-        let error = match result {
+        match result {
             Ok(connection) => {
                 tracing::info!(url = %redact_url(url), attempt, "connected to broker");
                 return Ok(connection);
             }
-            Err(error) => error,
-        };
-        let delay = delays.next().unwrap_or(Duration::from_secs(5));
-        tracing::warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "broker not reachable, retrying");
-        tokio::select! {
-            () = cancel.cancelled() => return Err(ConnectError::Cancelled),
-            () = tokio::time::sleep(delay) => {}
+            Err(error) => tracing::warn!(%error, attempt, "broker not reachable, retrying"),
+        }
+        if !backoff.sleep(cancel).await {
+            return Err(ConnectError::Cancelled);
         }
     }
-    Err(ConnectError::Cancelled)
 }
 
 /// Whether `name` is a dead-letter queue (`<queue>.dead`): terminal, no DLX of its own.
@@ -357,18 +344,5 @@ mod tests {
         assert_eq!(args.inner().len(), 1, "{args:?}");
         assert!(is_dead_letter_queue("queue_dispatch.dead"));
         assert!(!is_dead_letter_queue("queue_dispatch"));
-    }
-
-    #[test]
-    fn the_backoff_grows_and_is_capped() {
-        let delays: Vec<Duration> = reconnect_backoff().take(12).collect();
-        assert_eq!(delays.len(), 12, "the schedule never ends");
-        assert!(delays[0] < Duration::from_millis(250), "{delays:?}");
-        // Jitter adds up to one min_delay on top of the cap.
-        assert!(
-            delays.iter().all(|d| *d <= Duration::from_secs(10)),
-            "{delays:?}"
-        );
-        assert!(delays[11] >= Duration::from_secs(5), "{delays:?}");
     }
 }

@@ -3,15 +3,18 @@
 //! - [`envelope`]: the CloudEvents 1.0 envelope (build, serialize, read structured and
 //!   binary mode) with a precise error for every way an input can be bad.
 //! - [`amqp`]: connect with retry, declare queues the one shared way, publish with
-//!   confirms.
-//! - [`settings`]: `AMQP_URL` and `QUEUE_TYPE`, shared by every binary.
+//!   confirms; [`backoff`]: the one reconnect schedule and its reset rule.
+//! - [`settings`]: `AMQP_URL` and `QUEUE_TYPE`, shared by every binary; [`duration`]: the
+//!   one grammar of every duration setting.
 //! - [`trace`]: the W3C `traceparent` carried from an HTTP request into events.
 //! - [`telemetry`], [`shutdown`], [`http`]: logging, stop signal, HTTP plumbing.
 //!
 //! It is small on purpose: anything only one service needs lives in that service.
 
 pub mod amqp;
+pub mod backoff;
 pub mod defaults;
+pub mod duration;
 pub mod envelope;
 pub mod http;
 pub mod settings;

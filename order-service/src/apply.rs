@@ -1,7 +1,7 @@
 //! The apply rules, pure: given the stored snapshot of a user (if any) and one event,
 //! what happens. No I/O here, so the rules are tested as a table and by a property test.
 //!
-//! | stored                  | event                              | decision            |
+//! | stored                  | event                              | effect              |
 //! |-------------------------|------------------------------------|---------------------|
 //! | none                    | created / updated / deleted, v     | apply (live or tombstone at v) |
 //! | any, same event id      | any                                | ignore: duplicate   |
@@ -23,7 +23,6 @@ use crate::event::{Change, UserEvent};
 /// What this service knows about one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    /// The user's id.
     pub user_id: i64,
     /// The version of the last applied event.
     pub version: u64,
@@ -39,12 +38,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserState {
     /// The user exists.
-    Live {
-        /// The user's name.
-        name: String,
-        /// The user's email.
-        email: String,
-    },
+    Live { name: String, email: String },
     /// The user was deleted; the snapshot is a tombstone holding the version.
     Deleted,
 }
@@ -78,9 +72,9 @@ impl Ignored {
     }
 }
 
-/// The outcome of one event against the stored snapshot.
+/// The effect of one event on the stored snapshot, by the rules (nothing is written yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Effect {
     /// Store this snapshot (replacing the stored one).
     Apply(Snapshot),
     /// Leave the stored snapshot as it is.
@@ -88,15 +82,15 @@ pub enum Decision {
 }
 
 /// The apply rules (see the module table).
-pub fn decide(current: Option<&Snapshot>, event: &UserEvent) -> Decision {
+pub fn effect_of(current: Option<&Snapshot>, event: &UserEvent) -> Effect {
     match current {
         Some(stored) if stored.last_event_id == event.event_id => {
-            Decision::Ignore(Ignored::Duplicate)
+            Effect::Ignore(Ignored::Duplicate)
         }
-        Some(stored) if event.version <= stored.version => Decision::Ignore(Ignored::Stale {
+        Some(stored) if event.version <= stored.version => Effect::Ignore(Ignored::Stale {
             stored: stored.version,
         }),
-        _ => Decision::Apply(snapshot_after(event)),
+        _ => Effect::Apply(snapshot_after(event)),
     }
 }
 
@@ -163,38 +157,42 @@ mod tests {
         snapshot_after(&delete(id, version))
     }
 
-    /// Folds events through `decide`, as the store does.
+    /// Folds events through `effect_of`, as the store does.
     fn replay<'a>(events: impl IntoIterator<Item = &'a UserEvent>) -> Option<Snapshot> {
         events.into_iter().fold(None, |current, event| {
-            match decide(current.as_ref(), event) {
-                Decision::Apply(next) => Some(next),
-                Decision::Ignore(_) => current,
+            match effect_of(current.as_ref(), event) {
+                Effect::Apply(next) => Some(next),
+                Effect::Ignore(_) => current,
             }
         })
     }
 
     #[test]
     fn the_apply_rules_table() {
-        let apply = |s: Snapshot| Decision::Apply(s);
-        let stale = |stored| Decision::Ignore(Ignored::Stale { stored });
+        let apply = |s: Snapshot| Effect::Apply(s);
+        let stale = |stored| Effect::Ignore(Ignored::Stale { stored });
         #[rustfmt::skip]
-        let table: Vec<(&str, Option<Snapshot>, UserEvent, Decision)> = vec![
+        let table: Vec<(&str, Option<Snapshot>, UserEvent, Effect)> = vec![
             ("create", None, upsert("e1", 1, "ann"), apply(live("e1", 1, "ann"))),
             ("update newer", Some(live("e1", 1, "ann")), upsert("e2", 2, "bob"), apply(live("e2", 2, "bob"))),
             ("update skipping versions", Some(live("e1", 1, "ann")), upsert("e5", 5, "eve"), apply(live("e5", 5, "eve"))),
             ("update stale", Some(live("e3", 3, "cat")), upsert("e2", 2, "bob"), stale(3)),
             ("update same version, other id", Some(live("e2", 2, "bob")), upsert("x2", 2, "zed"), stale(2)),
-            ("duplicate id", Some(live("e2", 2, "bob")), upsert("e2", 2, "bob"), Decision::Ignore(Ignored::Duplicate)),
+            ("duplicate id", Some(live("e2", 2, "bob")), upsert("e2", 2, "bob"), Effect::Ignore(Ignored::Duplicate)),
             ("delete newer", Some(live("e2", 2, "bob")), delete("e3", 3), apply(tombstone("e3", 3))),
             ("delete then late update", Some(tombstone("e3", 3)), upsert("e2", 2, "bob"), stale(3)),
             ("delete then late create", Some(tombstone("e3", 3)), upsert("e1", 1, "ann"), stale(3)),
-            ("duplicate delete", Some(tombstone("e3", 3)), delete("e3", 3), Decision::Ignore(Ignored::Duplicate)),
+            ("duplicate delete", Some(tombstone("e3", 3)), delete("e3", 3), Effect::Ignore(Ignored::Duplicate)),
             ("create after delete with a higher version", Some(tombstone("e3", 3)), upsert("e4", 4, "dan"), apply(live("e4", 4, "dan"))),
             ("delete before its create arrives", None, delete("e3", 3), apply(tombstone("e3", 3))),
             ("stale delete", Some(live("e4", 4, "dan")), delete("e3", 3), stale(4)),
         ];
         for (name, current, event, expected) in table {
-            assert_eq!(decide(current.as_ref(), &event), expected, "case: {name}");
+            assert_eq!(
+                effect_of(current.as_ref(), &event),
+                expected,
+                "case: {name}"
+            );
         }
     }
 

@@ -4,15 +4,13 @@
 
 use events::amqp::Publisher;
 use events::{CloudEvent, TraceParent};
-use futures_util::{FutureExt, StreamExt};
-use lapin::Consumer;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use tracing::Span;
 
-use crate::consume::{Ended, EventConsumer};
+use crate::consume::{Ended, EventConsumer, Lost};
+use crate::disposition::{Disposition, dispositions};
 use crate::event::{Poison, UserEvent};
-use crate::outcome::{Fate, fates};
 use crate::writer::WriteError;
 
 /// One delivery and what it says.
@@ -47,15 +45,15 @@ impl EventConsumer {
                     other => Ended::Fatal(other),
                 })?
         };
-        let fates = fates(messages.iter().map(|m| &m.read), results);
+        let ends = dispositions(messages.iter().map(|m| &m.read), results);
         let mut rejected = vec![false; messages.len()];
         let mut pending = Vec::new();
-        for (index, (message, fate)) in messages.iter().zip(&fates).enumerate() {
-            if let Fate::DeadLetter(poison) = fate {
+        for (index, (message, disposition)) in messages.iter().zip(&ends).enumerate() {
+            if let Disposition::DeadLetter(poison) = disposition {
                 let queue = &self.settings.queue;
                 match crate::dead_letter::send(publisher, queue, &message.delivery, poison).await {
                     Ok(confirm) => pending.push((index, confirm)),
-                    Err(error) => return Err(Ended::Lost(error.to_string())),
+                    Err(error) => return Err(Ended::Lost(Lost::DeadLetter(error))),
                 }
             }
         }
@@ -63,7 +61,7 @@ impl EventConsumer {
             match confirm.wait().await {
                 Ok(()) => {}
                 Err(error) if error.is_connection_error() => {
-                    return Err(Ended::Lost(error.to_string()));
+                    return Err(Ended::Lost(Lost::DeadLetter(error)));
                 }
                 Err(error) => {
                     let message = &messages[index];
@@ -75,30 +73,11 @@ impl EventConsumer {
                 }
             }
         }
-        for (message, fate) in messages.iter().zip(&fates) {
-            fate.record(&message.span, &self.metrics);
+        for (message, disposition) in messages.iter().zip(&ends) {
+            disposition.record(&message.span, &self.metrics);
         }
         ack_all_but(&messages, &rejected).await
     }
-}
-
-/// The first delivery plus every one already received, up to `limit`; and the error that
-/// ended the stream, if it ended.
-pub(crate) fn take_ready(
-    consumer: &mut Consumer,
-    first: Delivery,
-    limit: u16,
-) -> (Vec<Delivery>, Option<String>) {
-    let mut batch = vec![first];
-    while batch.len() < usize::from(limit) {
-        match consumer.next().now_or_never() {
-            Some(Some(Ok(delivery))) => batch.push(delivery),
-            Some(Some(Err(error))) => return (batch, Some(error.to_string())),
-            Some(None) => return (batch, Some("the broker cancelled the consumer".to_owned())),
-            None => break,
-        }
-    }
-    (batch, None)
 }
 
 async fn reject(delivery: &Delivery) -> Result<(), Ended> {
@@ -114,8 +93,8 @@ async fn reject(delivery: &Delivery) -> Result<(), Ended> {
 fn settled(result: Result<bool, lapin::Error>) -> Result<(), Ended> {
     match result {
         Ok(true) => Ok(()),
-        Ok(false) => Err(Ended::Lost("the channel closed before settling".to_owned())),
-        Err(error) => Err(Ended::Lost(error.to_string())),
+        Ok(false) => Err(Ended::Lost(Lost::ChannelClosed)),
+        Err(error) => Err(Ended::Lost(Lost::Settle(error))),
     }
 }
 

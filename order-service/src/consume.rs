@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use events::AmqpSettings;
-use events::amqp::{self, ConnectError, Publisher, declare_queue, reconnect_backoff};
-use futures_util::StreamExt;
+use events::amqp::{self, ConnectError, PublishError, Publisher, declare_queue};
+use events::backoff::Backoff;
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, Consumer};
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::take_ready;
 use crate::metrics::Metrics;
 use crate::writer::{WriteError, Writer};
 
@@ -24,7 +25,6 @@ use crate::writer::{WriteError, Writer};
 pub struct ConsumeSettings {
     /// Broker URL and queue type.
     pub amqp: AmqpSettings,
-    /// The input queue.
     pub queue: String,
     /// Most unacked deliveries at once (and most events per transaction).
     pub prefetch: u16,
@@ -35,7 +35,6 @@ pub struct ConsumeSettings {
 pub struct EventConsumer {
     /// Where and how to consume.
     pub settings: ConsumeSettings,
-    /// The database writer.
     pub writer: Writer,
     /// Counters and histograms.
     pub metrics: Metrics,
@@ -48,30 +47,44 @@ pub(crate) enum Ended {
     /// Shutdown was requested (the batch in hand, if any, was finished).
     Shutdown,
     /// The connection or a channel failed: reconnect.
-    Lost(String),
+    Lost(Lost),
     /// The database writer is gone: nothing more can be applied.
     Fatal(WriteError),
 }
 
+/// Why the broker was lost; the consumer reconnects.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Lost {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] ConnectError),
+    #[error("setting up the consumer: {0}")]
+    Setup(#[source] lapin::Error),
+    #[error("consuming: {0}")]
+    Consume(#[source] lapin::Error),
+    #[error("the broker cancelled the consumer")]
+    ConsumerCancelled,
+    #[error("dead-lettering: {0}")]
+    DeadLetter(#[source] PublishError),
+    #[error("the channel closed before settling")]
+    ChannelClosed,
+    #[error("settling: {0}")]
+    Settle(#[source] lapin::Error),
+}
+
 impl EventConsumer {
-    /// Consumes until `shutdown`; `Err` only if the database writer stopped.
+    /// Consumes until `shutdown`, reconnecting with the shared [`Backoff`] when the broker
+    /// is lost; `Err` only if the database writer stopped.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WriteError> {
-        let mut delays = reconnect_backoff();
+        let mut backoff = Backoff::new();
         loop {
+            backoff.session_started();
             let url = &self.settings.amqp.url;
             let name = format!("order-service {}", self.settings.queue);
-            let connection = match amqp::connect(url, &name, &shutdown).await {
-                Ok(connection) => connection,
-                Err(ConnectError::Cancelled) => return Ok(()),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot connect to the broker");
-                    continue;
-                }
+            let ended = match amqp::connect(url, &name, &shutdown).await {
+                Ok(connection) => self.connected(&connection, &shutdown).await,
+                Err(ConnectError::Cancelled) => Ended::Shutdown,
+                Err(error) => Ended::Lost(Lost::Connect(error)),
             };
-            let mut progressed = false;
-            let ended = self
-                .connected(&connection, &shutdown, &mut progressed)
-                .await;
             let error = match ended {
                 Ended::Shutdown => {
                     tracing::info!("consumer stopped");
@@ -80,14 +93,9 @@ impl EventConsumer {
                 Ended::Fatal(error) => return Err(error),
                 Ended::Lost(error) => error,
             };
-            if progressed {
-                delays = reconnect_backoff();
-            }
-            let delay = delays.next().unwrap_or(std::time::Duration::from_secs(5));
-            tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "lost the broker, reconnecting");
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                () = tokio::time::sleep(delay) => {}
+            tracing::warn!(%error, "lost the broker, reconnecting");
+            if !backoff.sleep(&shutdown).await {
+                return Ok(());
             }
         }
     }
@@ -98,17 +106,10 @@ impl EventConsumer {
     }
 
     /// One connection's life: set up, consume until it ends, close the connection.
-    async fn connected(
-        &self,
-        connection: &Connection,
-        shutdown: &CancellationToken,
-        progressed: &mut bool,
-    ) -> Ended {
+    async fn connected(&self, connection: &Connection, shutdown: &CancellationToken) -> Ended {
         match self.open(connection).await {
             Ok((publisher, mut consumer)) => {
-                let ended = self
-                    .session(&publisher, &mut consumer, shutdown, progressed)
-                    .await;
+                let ended = self.session(&publisher, &mut consumer, shutdown).await;
                 self.set_consuming(false);
                 let _ = connection.close(200, "order-service stopping".into()).await;
                 // Dropped only now, on purpose: lapin 4.12.3 deadlocks (lock-order
@@ -122,7 +123,7 @@ impl EventConsumer {
             }
             Err(error) => {
                 let _ = connection.close(200, "order-service stopping".into()).await;
-                Ended::Lost(format!("setting up the consumer: {error}"))
+                Ended::Lost(Lost::Setup(error))
             }
         }
     }
@@ -132,7 +133,6 @@ impl EventConsumer {
         publisher: &Publisher,
         consumer: &mut Consumer,
         shutdown: &CancellationToken,
-        progressed: &mut bool,
     ) -> Ended {
         self.set_consuming(true);
         tracing::info!(queue = %self.settings.queue, prefetch = self.settings.prefetch, "consuming");
@@ -144,14 +144,13 @@ impl EventConsumer {
             };
             let first = match next {
                 Some(Ok(delivery)) => delivery,
-                Some(Err(error)) => return Ended::Lost(error.to_string()),
-                None => return Ended::Lost("the broker cancelled the consumer".to_owned()),
+                Some(Err(error)) => return Ended::Lost(Lost::Consume(error)),
+                None => return Ended::Lost(Lost::ConsumerCancelled),
             };
             let (batch, lost) = take_ready(consumer, first, self.settings.prefetch);
             if let Err(ended) = self.handle(publisher, batch).await {
                 return ended;
             }
-            *progressed = true;
             if let Some(error) = lost {
                 return Ended::Lost(error);
             }
@@ -176,4 +175,23 @@ impl EventConsumer {
             .await?;
         Ok((publisher, consumer))
     }
+}
+
+/// The first delivery plus every one already received, up to `limit`; and why the
+/// stream ended, if it ended.
+fn take_ready(
+    consumer: &mut Consumer,
+    first: Delivery,
+    limit: u16,
+) -> (Vec<Delivery>, Option<Lost>) {
+    let mut batch = vec![first];
+    while batch.len() < usize::from(limit) {
+        match consumer.next().now_or_never() {
+            Some(Some(Ok(delivery))) => batch.push(delivery),
+            Some(Some(Err(error))) => return (batch, Some(Lost::Consume(error))),
+            Some(None) => return (batch, Some(Lost::ConsumerCancelled)),
+            None => break,
+        }
+    }
+    (batch, None)
 }

@@ -53,9 +53,7 @@ pub enum StoreError {
     /// The database folder could not be created.
     #[error("cannot create {path}: {source}")]
     CreateDir {
-        /// The folder.
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// The file's schema is newer than this binary knows.
@@ -69,9 +67,12 @@ pub enum StoreError {
     /// A stored value cannot be read back (a corrupted or hand-edited row).
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
-    /// A blocking task failed to run to completion.
-    #[error("database task failed: {0}")]
-    Task(String),
+    /// A blocking read task did not run to completion.
+    #[error("database read task failed: {0}")]
+    ReadTask(#[source] tokio::task::JoinError),
+    /// The writer thread could not be started.
+    #[error("cannot start the database writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
 }
 
 impl StoreError {
@@ -170,7 +171,7 @@ impl Readers {
             result
         })
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(StoreError::ReadTask)?
     }
 
     fn take(&self) -> Result<Connection, StoreError> {

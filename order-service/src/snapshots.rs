@@ -4,13 +4,13 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::apply::{Decision, Ignored, Snapshot, UserState, decide};
+use crate::apply::{Effect, Ignored, Snapshot, UserState, effect_of};
 use crate::db::StoreError;
 use crate::event::UserEvent;
 
 /// What applying one event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Recorded {
     /// The snapshot was replaced by this one.
     Applied(Snapshot),
     /// Nothing changed.
@@ -18,23 +18,23 @@ pub enum Outcome {
 }
 
 /// Applies `event` on `tx` (an open write transaction): an event id seen before is a
-/// duplicate; otherwise [`decide`] rules, and the id is recorded as processed in the same
+/// duplicate; otherwise [`effect_of`] rules, and the id is recorded as processed in the same
 /// transaction as the effect. `now` is the processing time in Unix seconds.
-pub fn apply(tx: &Connection, event: &UserEvent, now: i64) -> Result<Outcome, StoreError> {
+pub fn apply(tx: &Connection, event: &UserEvent, now: i64) -> Result<Recorded, StoreError> {
     if is_processed(tx, &event.event_id)? {
-        return Ok(Outcome::Ignored(Ignored::Duplicate));
+        return Ok(Recorded::Ignored(Ignored::Duplicate));
     }
     let current = get(tx, event.user_id)?;
-    let outcome = match decide(current.as_ref(), event) {
-        Decision::Apply(snapshot) => {
+    let recorded = match effect_of(current.as_ref(), event) {
+        Effect::Apply(snapshot) => {
             save(tx, &snapshot)?;
-            Outcome::Applied(snapshot)
+            Recorded::Applied(snapshot)
         }
-        Decision::Ignore(ignored) => Outcome::Ignored(ignored),
+        Effect::Ignore(ignored) => Recorded::Ignored(ignored),
     };
     tx.prepare_cached("INSERT INTO processed_events (event_id, processed_at) VALUES (?1, ?2)")?
         .execute(params![event.event_id, now])?;
-    Ok(outcome)
+    Ok(recorded)
 }
 
 fn is_processed(connection: &Connection, event_id: &str) -> Result<bool, StoreError> {
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn an_applied_snapshot_reads_back_identically() {
         let db = db();
-        let Outcome::Applied(snapshot) = apply(&db, &event("e1", 1, 1, named("ann")), 0).unwrap()
+        let Recorded::Applied(snapshot) = apply(&db, &event("e1", 1, 1, named("ann")), 0).unwrap()
         else {
             panic!("not applied")
         };
@@ -211,9 +211,9 @@ mod tests {
         apply(&db, &event("e1", 1, 1, named("ann")), 0).unwrap();
         apply(&db, &event("e2", 1, 2, named("bob")), 0).unwrap();
         let again = apply(&db, &event("e1", 1, 1, named("ann")), 0).unwrap();
-        assert_eq!(again, Outcome::Ignored(Ignored::Duplicate));
+        assert_eq!(again, Recorded::Ignored(Ignored::Duplicate));
         let stale = apply(&db, &event("x1", 1, 1, named("zed")), 0).unwrap();
-        assert_eq!(stale, Outcome::Ignored(Ignored::Stale { stored: 2 }));
+        assert_eq!(stale, Recorded::Ignored(Ignored::Stale { stored: 2 }));
     }
 
     #[test]
@@ -276,6 +276,6 @@ mod tests {
         apply(&db, &event("e2", 1, 2, named("bob")), 200).unwrap();
         assert_eq!(prune_processed(&db, 150).unwrap(), 1);
         let again = apply(&db, &event("e1", 1, 1, named("ann")), 300).unwrap();
-        assert_eq!(again, Outcome::Ignored(Ignored::Stale { stored: 2 }));
+        assert_eq!(again, Recorded::Ignored(Ignored::Stale { stored: 2 }));
     }
 }

@@ -18,7 +18,7 @@ use crate::db::{self, StoreError};
 use crate::event::UserEvent;
 use crate::order_store::{self, Placed};
 use crate::orders::NewOrder;
-use crate::snapshots::{self, Outcome};
+use crate::snapshots::{self, Recorded};
 
 /// How long an order waits on a busy database before the request fails with 503.
 pub const ORDER_DEADLINE: Duration = Duration::from_secs(5);
@@ -43,8 +43,9 @@ pub enum WriteError {
     Stopped,
 }
 
-/// The result of one event in a batch: its outcome, or why the store refused it for good.
-pub type EventResult = Result<Outcome, String>;
+/// The result of one event in a batch: what was recorded, or why the store refused it
+/// for good.
+pub type EventResult = Result<Recorded, StoreError>;
 
 enum Command {
     Apply {
@@ -97,7 +98,7 @@ pub fn start(path: &Path, options: WriterOptions) -> Result<(Writer, JoinHandle<
     let handle = std::thread::Builder::new()
         .name("sqlite-writer".into())
         .spawn(move || thread.run(receiver))
-        .map_err(|e| StoreError::Task(format!("cannot start the writer thread: {e}")))?;
+        .map_err(StoreError::WriterThread)?;
     Ok((Writer { commands }, handle))
 }
 
@@ -160,7 +161,7 @@ impl Thread {
                 .collect::<Result<Vec<_>, _>>()
         });
         match batch {
-            Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+            Ok(recorded) => Ok(recorded.into_iter().map(Ok).collect()),
             Err(WriteError::Permanent(error)) if events.len() > 1 => {
                 tracing::warn!(%error, events = events.len(), "batch refused, applying one by one");
                 events
@@ -168,15 +169,15 @@ impl Thread {
                     .map(|event| self.apply_alone(event, now))
                     .collect()
             }
-            Err(WriteError::Permanent(error)) => Ok(vec![Err(error.to_string())]),
+            Err(WriteError::Permanent(error)) => Ok(vec![Err(error)]),
             Err(other) => Err(other),
         }
     }
 
     fn apply_alone(&mut self, event: &UserEvent, now: i64) -> Result<EventResult, WriteError> {
         match self.with_retry(None, |tx| snapshots::apply(tx, event, now)) {
-            Ok(outcome) => Ok(Ok(outcome)),
-            Err(WriteError::Permanent(error)) => Ok(Err(error.to_string())),
+            Ok(recorded) => Ok(Ok(recorded)),
+            Err(WriteError::Permanent(error)) => Ok(Err(error)),
             Err(other) => Err(other),
         }
     }

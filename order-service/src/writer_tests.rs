@@ -54,9 +54,12 @@ async fn a_batch_is_applied_in_order_with_one_result_per_event() {
         ])
         .await
         .unwrap();
-    assert!(matches!(results[0], Ok(Outcome::Applied(_))));
-    assert!(matches!(results[1], Ok(Outcome::Applied(_))));
-    assert_eq!(results[2], Ok(Outcome::Ignored(Ignored::Duplicate)));
+    assert!(matches!(results[0], Ok(Recorded::Applied(_))));
+    assert!(matches!(results[1], Ok(Recorded::Applied(_))));
+    assert!(
+        matches!(results[2], Ok(Recorded::Ignored(Ignored::Duplicate))),
+        "{results:?}"
+    );
     drop(writer);
     thread.join().unwrap();
     assert_eq!(stored_names(&path), ["ann", "bob"]);
@@ -82,12 +85,12 @@ async fn an_event_the_store_refuses_is_isolated_and_the_others_are_applied() {
         ])
         .await
         .unwrap();
-    assert!(matches!(results[0], Ok(Outcome::Applied(_))));
+    assert!(matches!(results[0], Ok(Recorded::Applied(_))));
     assert!(
-        matches!(&results[1], Err(message) if message.contains("boom refused")),
+        matches!(&results[1], Err(error) if error.to_string().contains("boom refused")),
         "{results:?}"
     );
-    assert!(matches!(results[2], Ok(Outcome::Applied(_))));
+    assert!(matches!(results[2], Ok(Recorded::Applied(_))));
     assert_eq!(stored_names(&path), ["ann", "cat"]);
 }
 
@@ -110,7 +113,7 @@ async fn a_busy_database_is_retried_until_the_lock_is_released() {
     assert!(!pending.is_finished(), "nothing is committed while locked");
     lock.commit().unwrap();
     let results = pending.await.unwrap().unwrap();
-    assert!(matches!(results[0], Ok(Outcome::Applied(_))));
+    assert!(matches!(results[0], Ok(Recorded::Applied(_))));
     assert_eq!(stored_names(&path), ["ann"]);
 }
 

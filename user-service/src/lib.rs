@@ -7,92 +7,55 @@
 //! - [`store`]: SQLite with one group-committing writer thread and read-only readers.
 //! - [`outbox`]: the relay to the broker and the pruning of old rows.
 //! - [`metrics`]: the service's Prometheus metrics.
+//! - [`settings`]: flags and environment variables.
+//!
+//! [`run`] binds the address and calls [`serve`], which runs until its `shutdown` token
+//! is cancelled (tests serve on a listener bound to port 0).
 
 pub mod api;
 pub mod domain;
-pub mod duration;
 pub mod metrics;
 pub mod outbox;
+pub mod settings;
 pub mod store;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use events::AmqpSettings;
-use events::defaults;
 use events::http::HttpObserver;
 use prometheus_client::registry::Registry;
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::AppState;
 use crate::metrics::Metrics;
 use crate::outbox::RelaySettings;
-use crate::store::{Store, WriterThread};
+pub use crate::settings::Settings;
+use crate::store::Store;
 
-/// Every setting of the service: a flag, an environment variable, a default.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
-#[command(
-    name = "user-service",
-    version,
-    about = "HTTP API for users, with a transactional outbox"
-)]
-pub struct Settings {
-    /// HTTP listen address; port 0 picks a free port (the bound address is logged).
-    #[arg(long, env = "USER_SERVICE_ADDR", default_value = defaults::USER_SERVICE_ADDR)]
-    pub addr: String,
-    /// SQLite database file; created, with its folder, if missing.
-    #[arg(long, env = "USER_DB", default_value = defaults::USER_DB)]
-    pub db: PathBuf,
-    /// Queue the outbox relay publishes every event to (declared on connect).
-    #[arg(long, env = "DISPATCH_QUEUE", default_value = defaults::QUEUE_DISPATCH)]
-    pub dispatch_queue: String,
-    /// How long published events and idempotency keys are kept: `7d`, `24h`, `30m`, `10s`.
-    #[arg(long, env = "OUTBOX_RETENTION", default_value = "7d", value_parser = duration::parse)]
-    pub outbox_retention: Duration,
-    /// How often the relay looks for unpublished events without a commit signal.
-    #[arg(long, env = "OUTBOX_POLL_INTERVAL", default_value = "1s", value_parser = duration::parse)]
-    pub outbox_poll_interval: Duration,
-    /// The broker.
-    #[command(flatten)]
-    pub amqp: AmqpSettings,
-}
-
-impl Settings {
-    /// The defaults, with the database at `db` (handy in tests).
-    pub fn with_db(db: impl Into<PathBuf>) -> Self {
-        Self {
-            addr: defaults::USER_SERVICE_ADDR.to_owned(),
-            db: db.into(),
-            dispatch_queue: defaults::QUEUE_DISPATCH.to_owned(),
-            outbox_retention: Duration::from_secs(7 * 86_400),
-            outbox_poll_interval: Duration::from_secs(1),
-            amqp: AmqpSettings::default(),
-        }
-    }
-}
-
-/// Runs the service until `shutdown` is cancelled, then stops gracefully: in-flight
-/// requests finish, the relay stops, the last commits are written.
+/// Binds `settings.addr` and runs until `shutdown` (see [`serve`]).
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    start(settings, shutdown).await?.wait().await
+    let listener = events::http::bind(&settings.addr, "user-service")
+        .await
+        .with_context(|| format!("binding {}", settings.addr))?;
+    serve(listener, settings, shutdown).await
 }
 
-/// Opens the database, binds the address and starts the server and the relay; returns at
-/// once with the bound address (tests use port 0).
-pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Running> {
+/// Runs the service on `listener` until `shutdown`: opens (creating or migrating) the
+/// database, starts the outbox relay and the pruning, serves HTTP. On shutdown in-flight
+/// requests finish, the relay stops and the last commits are written, then it returns.
+/// `Err` on a startup failure or if the HTTP server fails (which stops the rest too).
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let observer = HttpObserver::register(&mut registry);
     let metrics = Metrics::register(&mut registry);
     let (store, writer) = Store::open(&settings.db, &metrics)?;
-    let listener = events::http::bind(&settings.addr, "user-service")
-        .await
-        .with_context(|| format!("binding {}", settings.addr))?;
-    let addr = listener.local_addr()?;
+    let stop = shutdown.child_token();
     let tasks = TaskTracker::new();
     let relay = RelaySettings {
         amqp: settings.amqp.clone(),
@@ -103,12 +66,12 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         store.clone(),
         relay,
         metrics.clone(),
-        shutdown.clone(),
+        stop.clone(),
     ));
     tasks.spawn(outbox::prune(
         store.clone(),
         settings.outbox_retention,
-        shutdown.clone(),
+        stop.clone(),
     ));
     tasks.close();
     let state = AppState {
@@ -116,83 +79,15 @@ pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::R
         metrics,
         registry: Arc::new(registry),
     };
-    let app = api::router(state, observer);
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future(),
-    );
-    Ok(Running {
-        addr,
-        server,
-        tasks,
-        writer,
-        shutdown,
-    })
-}
-
-/// A started service.
-#[derive(Debug)]
-pub struct Running {
-    addr: SocketAddr,
-    server: JoinHandle<std::io::Result<()>>,
-    tasks: TaskTracker,
-    writer: WriterThread,
-    shutdown: CancellationToken,
-}
-
-impl Running {
-    /// The address the HTTP server is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Waits until the service has stopped (after `shutdown`, or a server failure).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        let served = self.server.await;
-        self.shutdown.cancel();
-        self.tasks.wait().await;
-        self.writer.join().await;
-        tracing::info!("user-service stopped");
-        served
-            .context("the HTTP server task failed")?
-            .context("the HTTP server failed")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[test]
-    fn flags_set_every_setting_and_durations_are_human() {
-        let settings = Settings::try_parse_from([
-            "user-service",
-            "--addr=127.0.0.1:0",
-            "--db=/tmp/x/users.db",
-            "--dispatch-queue=q",
-            "--outbox-retention=24h",
-            "--outbox-poll-interval=250ms",
-            "--amqp-url=amqp://u:p@h:1/%2f",
-            "--queue-type=classic",
-        ])
-        .unwrap();
-        assert_eq!(settings.addr, "127.0.0.1:0");
-        assert_eq!(settings.db, PathBuf::from("/tmp/x/users.db"));
-        assert_eq!(settings.dispatch_queue, "q");
-        assert_eq!(settings.outbox_retention, Duration::from_secs(86_400));
-        assert_eq!(settings.outbox_poll_interval, Duration::from_millis(250));
-        assert_eq!(settings.amqp.url, "amqp://u:p@h:1/%2f");
-        assert_eq!(settings.amqp.queue_type, events::QueueType::Classic);
-    }
-
-    #[test]
-    fn a_nonsense_duration_is_refused_with_an_example() {
-        let err = Settings::try_parse_from(["user-service", "--outbox-retention=soon"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("e.g. `7d`"), "{err}");
-    }
+    let served = axum::serve(listener, api::router(state, observer))
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .await;
+    // A failed server stops the relay and the pruning too.
+    stop.cancel();
+    tasks.wait().await;
+    // The last `Store` handle went with the router, so the writer ends after its last
+    // commit.
+    writer.join().await;
+    tracing::info!("user-service stopped");
+    served.context("the HTTP server failed")
 }

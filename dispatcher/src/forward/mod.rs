@@ -16,10 +16,11 @@ mod pump;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use events::amqp::{ConnectError, Publisher, connect, reconnect_backoff};
+use events::amqp::{ConnectError, Publisher, connect};
+use events::backoff::Backoff;
 use futures_util::{Stream, StreamExt};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -30,16 +31,15 @@ use crate::broker::declare_table;
 use crate::state::Shared;
 use deliver::Context;
 
-/// A session that consumed for this long resets the reconnect backoff.
-const HEALTHY_SESSION: Duration = Duration::from_secs(10);
 /// Bound on opening channels, declaring and starting the consumer.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs broker sessions until `shutdown`, reconnecting with capped backoff.
+/// Runs broker sessions until `shutdown`, reconnecting with the shared [`Backoff`] (a
+/// session that lasted `events::backoff::HEALTHY_SESSION` starts its schedule over).
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut delays = reconnect_backoff();
+    let mut backoff = Backoff::new();
     loop {
-        let started = Instant::now();
+        backoff.session_started();
         let result = session(&shared, &shutdown).await;
         shared.broker.store(None);
         let error = match result {
@@ -50,18 +50,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         if shutdown.is_cancelled() {
             return;
         }
-        if started.elapsed() > HEALTHY_SESSION {
-            delays = reconnect_backoff();
-        }
-        let delay = delays.next().unwrap_or(Duration::from_secs(5));
         tracing::warn!(
             error = format!("{error:#}"),
-            retry_in_ms = delay.as_millis() as u64,
             "broker session ended, reconnecting"
         );
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
+        if !backoff.sleep(&shutdown).await {
+            return;
         }
     }
 }

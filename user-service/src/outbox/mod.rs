@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use events::AmqpSettings;
 use events::amqp::{self, PublishError, Publisher};
+use events::backoff::Backoff;
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +27,6 @@ const BATCH: u32 = 512;
 /// What the relay needs to know.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
-    /// The broker.
     pub amqp: AmqpSettings,
     /// Where events go (declared with `events::amqp::declare_queue`).
     pub queue: String,
@@ -37,6 +37,8 @@ pub struct RelaySettings {
 /// Why a connected session ended.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum RelayError {
+    #[error("cannot set up the outbox channel: {0}")]
+    Setup(#[source] lapin::Error),
     #[error("{0}")]
     Publish(#[from] PublishError),
     #[error("no confirm within {0:?}")]
@@ -47,88 +49,76 @@ pub(super) enum RelayError {
     Store(#[from] StoreError),
 }
 
-/// Runs the relay until `shutdown`.
+/// Runs the relay until `shutdown`, reconnecting with the shared [`Backoff`] whenever a
+/// session fails (to connect, to set up, or later).
 pub async fn relay(
     store: Store,
     settings: RelaySettings,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
-    let mut delays = amqp::reconnect_backoff();
+    let mut backoff = Backoff::new();
     loop {
-        let Some((connection, publisher)) = open(&settings, &metrics, &shutdown).await else {
+        backoff.session_started();
+        let Some(connection) = connect(&settings, &shutdown).await else {
             return;
         };
-        metrics.broker_connected.set(1);
-        tracing::info!(queue = %settings.queue, "outbox relay connected");
-        let result = serve(
-            &store,
-            &publisher,
-            &connection,
-            &settings,
-            &metrics,
-            &shutdown,
-        )
-        .await;
-        metrics.broker_connected.set(0);
+        let result = session(&store, &connection, &settings, &metrics, &shutdown).await;
         let _ = connection
             .close(200, "user-service outbox relay".into())
             .await;
-        let Err((error, published)) = result else {
+        let Err(error) = result else {
             return;
         };
-        if published {
-            delays = amqp::reconnect_backoff();
-        }
-        let delay = delays.next().unwrap_or(Duration::from_secs(5));
-        tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "outbox relay lost the broker");
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
+        tracing::warn!(%error, queue = %settings.queue, "outbox relay lost the broker");
+        if !backoff.sleep(&shutdown).await {
+            return;
         }
     }
 }
 
-/// Connects (retrying until it works or shutdown), opens a confirm channel and declares
-/// the queue. `None` on shutdown.
-async fn open(
+/// Connects, retrying until it works or shutdown (`None`).
+async fn connect(settings: &RelaySettings, shutdown: &CancellationToken) -> Option<Connection> {
+    amqp::connect(&settings.amqp.url, "user-service outbox", shutdown)
+        .await
+        .ok()
+}
+
+/// One session on a connection: opens a confirm channel, declares the queue, then
+/// publishes until shutdown (`Ok`) or a broker failure (`Err`).
+async fn session(
+    store: &Store,
+    connection: &Connection,
     settings: &RelaySettings,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-) -> Option<(Connection, Publisher)> {
-    let mut delays = amqp::reconnect_backoff();
-    loop {
-        let connection = amqp::connect(&settings.amqp.url, "user-service outbox", shutdown)
-            .await
-            .ok()?;
-        let ready = async {
-            let publisher = Publisher::new(&connection).await?;
-            amqp::declare_queue(
-                publisher.channel(),
-                &settings.queue,
-                settings.amqp.queue_type,
-            )
-            .await?;
-            Ok::<_, lapin::Error>(publisher)
-        };
-        match ready.await {
-            Ok(publisher) => return Some((connection, publisher)),
-            Err(error) => {
-                metrics.failed("connect");
-                let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(%error, queue = %settings.queue, "cannot set up the outbox channel");
-                let _ = connection.close(200, "setup failed".into()).await;
-                tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    }
+) -> Result<(), RelayError> {
+    let publisher = open(connection, settings).await.inspect_err(|_| {
+        metrics.failed("connect");
+    })?;
+    metrics.broker_connected.set(1);
+    tracing::info!(queue = %settings.queue, "outbox relay connected");
+    let result = serve(store, &publisher, connection, settings, metrics, shutdown).await;
+    metrics.broker_connected.set(0);
+    result
 }
 
-/// Publishes until shutdown (`Ok`) or a broker failure (`Err`, with whether anything
-/// was published in this session).
+/// Opens a confirm channel and declares the queue.
+async fn open(connection: &Connection, settings: &RelaySettings) -> Result<Publisher, RelayError> {
+    let publisher = Publisher::new(connection)
+        .await
+        .map_err(RelayError::Setup)?;
+    amqp::declare_queue(
+        publisher.channel(),
+        &settings.queue,
+        settings.amqp.queue_type,
+    )
+    .await
+    .map_err(RelayError::Setup)?;
+    Ok(publisher)
+}
+
+/// Publishes until shutdown (`Ok`) or a broker failure (`Err`).
 async fn serve(
     store: &Store,
     publisher: &Publisher,
@@ -136,24 +126,21 @@ async fn serve(
     settings: &RelaySettings,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-) -> Result<(), (RelayError, bool)> {
+) -> Result<(), RelayError> {
     let committed = store.committed();
-    let mut published_any = false;
     loop {
-        let drained = tokio::select! {
+        tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            result = drain(store, publisher, &settings.queue, metrics) => result,
-        };
-        match drained {
-            Ok(count) => published_any |= count > 0,
-            Err(error) => return Err((error, published_any)),
+            drained = drain(store, publisher, &settings.queue, metrics) => {
+                drained?;
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = committed.notified() => {}
             () = tokio::time::sleep(settings.poll_interval) => {
                 if !connection.status().connected() {
-                    return Err((RelayError::ConnectionLost, published_any));
+                    return Err(RelayError::ConnectionLost);
                 }
             }
         }

@@ -28,7 +28,7 @@ use writer::{Command, Op, Outcome};
 const WRITE_QUEUE: usize = 4096;
 
 /// Why a store operation did not happen. The API maps each to a status code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// No user has this id.
     #[error("no user with id {0}")]
@@ -42,14 +42,41 @@ pub enum StoreError {
     /// The writer thread has stopped (shutting down, or it failed).
     #[error("the database writer has stopped")]
     WriterGone,
-    /// SQLite failed.
+    /// The database failed (an internal error: the API answers 500).
     #[error("database error: {0}")]
-    Database(String),
+    Database(#[source] DatabaseError),
+}
+
+/// What failed inside the store, with its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// SQLite reported an error. Shared: a failed group commit answers every command
+    /// of the group with it.
+    #[error(transparent)]
+    Sqlite(Arc<rusqlite::Error>),
+    /// A stored idempotent response could not be read back.
+    #[error("stored idempotent response is unreadable: {0}")]
+    UnreadableResponse(#[source] serde_json::Error),
+    /// A response could not be serialized for an idempotency record.
+    #[error("serializing a response: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// A read on the blocking thread pool did not run to completion.
+    #[error("read task failed: {0}")]
+    ReadTask(#[source] tokio::task::JoinError),
+    /// The writer answered with another operation's result (a bug).
+    #[error("unexpected writer reply {0}")]
+    UnexpectedReply(String),
+}
+
+impl From<DatabaseError> for StoreError {
+    fn from(error: DatabaseError) -> Self {
+        Self::Database(error)
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Database(error.to_string())
+        DatabaseError::Sqlite(Arc::new(error)).into()
     }
 }
 
@@ -208,7 +235,7 @@ impl Store {
 
 fn unexpected(outcome: &Outcome) -> StoreError {
     // The writer answers each op with its own outcome variant; this is a bug if reached.
-    StoreError::Database(format!("unexpected writer reply {outcome:?}"))
+    DatabaseError::UnexpectedReply(format!("{outcome:?}")).into()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use events::{CloudEvent, TraceParent};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::read::user_by_id;
-use super::{Created, IdempotencyKey, Pruned, StoreError};
+use super::{Created, DatabaseError, IdempotencyKey, Pruned, StoreError};
 use crate::domain::{self, NewUser, User, UserPatch};
 
 pub(super) fn create(
@@ -52,9 +52,9 @@ fn replay(conn: &Connection, key: &IdempotencyKey) -> Result<Option<User>, Store
     match seen {
         None => Ok(None),
         Some((hash, _)) if hash != key.request_hash => Err(StoreError::IdempotencyMismatch),
-        Some((_, response)) => serde_json::from_str(&response).map(Some).map_err(|e| {
-            StoreError::Database(format!("stored idempotent response is unreadable: {e}"))
-        }),
+        Some((_, response)) => serde_json::from_str(&response)
+            .map(Some)
+            .map_err(|e| DatabaseError::UnreadableResponse(e).into()),
     }
 }
 
@@ -64,8 +64,7 @@ fn remember(
     user: &User,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let response = serde_json::to_string(user)
-        .map_err(|e| StoreError::Database(format!("serializing a response: {e}")))?;
+    let response = serde_json::to_string(user).map_err(DatabaseError::Serialize)?;
     conn.prepare_cached(
         "INSERT INTO idempotency (key, request_hash, response, created_at) \
          VALUES (?1, ?2, ?3, ?4)",

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use super::{OutboxRow, StoreError, schema};
+use super::{DatabaseError, OutboxRow, StoreError, schema};
 use crate::domain::User;
 
 /// Idle read connections kept for reuse; more are opened under load and closed after.
@@ -42,7 +42,7 @@ impl ReadPool {
             result
         })
         .await
-        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::from(DatabaseError::ReadTask(e)))?
     }
 
     fn take(&self) -> Result<Connection, StoreError> {

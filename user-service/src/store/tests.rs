@@ -55,7 +55,10 @@ async fn concurrent_creates_commit_together_and_a_duplicate_fails_alone() {
     }
     let failed: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert_eq!(failed[0], &Err(StoreError::EmailTaken));
+    assert!(
+        matches!(failed[0], Err(StoreError::EmailTaken)),
+        "{failed:?}"
+    );
     assert_eq!(store.backlog().await.unwrap(), 49);
     assert_eq!(metrics.outbox_backlog.get(), 49);
     assert_eq!(store.list(0, 100).await.unwrap().len(), 49);
@@ -116,11 +119,16 @@ async fn changing_a_missing_user_is_not_found_and_writes_no_event() {
         email: None,
     };
     let trace = TraceParent::new_root();
-    assert_eq!(
-        store.update(9, patch, trace).await,
-        Err(StoreError::NotFound(9))
+    let updated = store.update(9, patch, trace).await;
+    assert!(
+        matches!(updated, Err(StoreError::NotFound(9))),
+        "{updated:?}"
     );
-    assert_eq!(store.delete(9, trace).await, Err(StoreError::NotFound(9)));
+    let deleted = store.delete(9, trace).await;
+    assert!(
+        matches!(deleted, Err(StoreError::NotFound(9))),
+        "{deleted:?}"
+    );
     assert_eq!(store.backlog().await.unwrap(), 0);
 }
 
@@ -144,7 +152,10 @@ async fn an_idempotency_key_replays_and_refuses_another_body() {
     let other = store
         .create(new_user("B", "b@x.io"), trace, key("k1", "h2"))
         .await;
-    assert_eq!(other, Err(StoreError::IdempotencyMismatch));
+    assert!(
+        matches!(other, Err(StoreError::IdempotencyMismatch)),
+        "{other:?}"
+    );
     assert_eq!(store.backlog().await.unwrap(), 1);
 }
 

@@ -10,7 +10,7 @@ use events::TraceParent;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{Created, IdempotencyKey, Pruned, StoreError, ops};
+use super::{Created, DatabaseError, IdempotencyKey, Pruned, StoreError, ops};
 use crate::domain::{NewUser, User, UserPatch};
 use crate::metrics::Metrics;
 
@@ -120,7 +120,7 @@ fn run(
 fn commit_group(conn: &mut Connection, group: Vec<Command>, committed: &Notify, metrics: &Metrics) {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(error) => return fail_all(group.into_iter().map(|c| c.reply), &error),
+        Err(error) => return fail_all(group.into_iter().map(|c| c.reply), error),
     };
     let now = Utc::now();
     let mut done = Vec::with_capacity(group.len());
@@ -128,7 +128,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Command>, committed: &Notify, 
         done.push((reply, in_savepoint(&mut tx, op, now)));
     }
     if let Err(error) = tx.commit() {
-        return fail_all(done.into_iter().map(|(reply, _)| reply), &error);
+        return fail_all(done.into_iter().map(|(reply, _)| reply), error);
     }
     let delta: i64 = done
         .iter()
@@ -150,11 +150,12 @@ fn commit_group(conn: &mut Connection, group: Vec<Command>, committed: &Notify, 
 
 fn fail_all(
     replies: impl Iterator<Item = oneshot::Sender<Result<Outcome, StoreError>>>,
-    error: &rusqlite::Error,
+    error: rusqlite::Error,
 ) {
     tracing::error!(%error, "database commit failed");
+    let error = Arc::new(error);
     for reply in replies {
-        let _ = reply.send(Err(StoreError::Database(error.to_string())));
+        let _ = reply.send(Err(DatabaseError::Sqlite(error.clone()).into()));
     }
 }
 

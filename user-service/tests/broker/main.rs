@@ -52,17 +52,18 @@ impl Service {
     pub async fn start(settings: Settings) -> Self {
         events::telemetry::init("user-service-test").unwrap();
         let db = settings.db.clone();
-        let shutdown = CancellationToken::new();
-        let running = user_service::start(settings, shutdown.clone())
+        let listener = events::http::bind(&settings.addr, "user-service")
             .await
             .unwrap();
-        let addr = running.local_addr();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(user_service::serve(listener, settings, shutdown.clone()));
         Self {
             addr,
             db,
             client: reqwest::Client::new(),
             shutdown,
-            task: tokio::spawn(running.wait()),
+            task,
         }
     }
 

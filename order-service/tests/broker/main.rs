@@ -1,7 +1,19 @@
-//! Shared helpers of the integration tests: start the service in-process on port 0 over
-//! a real SQLite file and a unique queue on the real broker; build and publish events.
+//! Integration tests against the real broker (`AMQP_URL`) and real SQLite files, one
+//! binary with a module per area:
+//!
+//! - [`consume`]: events become snapshots, poison is dead-lettered, orders need a known
+//!   user, state survives a restart and redeliveries are deduplicated;
+//! - [`broker_loss`]: the service reconnects and resumes when the broker is lost;
+//! - [`binary`]: the real binary's settings, logs and exit code.
+//!
+//! The helpers below start the service in-process on port 0 over a real SQLite file and
+//! a unique queue, and build and publish events.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod binary;
+mod broker_loss;
+mod consume;
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,6 +39,7 @@ pub fn http() -> reqwest::Client {
 }
 
 /// A running service.
+#[derive(Debug)]
 pub struct Service {
     pub base: String,
     shutdown: CancellationToken,
@@ -145,6 +158,7 @@ impl Service {
 
 /// A broker connection, a confirmed publisher and a fresh queue (declared like the
 /// service declares it) with a fresh database path.
+#[derive(Debug)]
 pub struct Fixture {
     pub connection: Connection,
     pub publisher: Publisher,

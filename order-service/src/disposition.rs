@@ -7,12 +7,12 @@ use tracing::Span;
 use crate::apply::Ignored;
 use crate::event::{Change, Poison, UserEvent};
 use crate::metrics::Metrics;
-use crate::snapshots::Outcome;
+use crate::snapshots::Recorded;
 use crate::writer::EventResult;
 
 /// How one message ends.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Fate {
+pub enum Disposition {
     /// Its snapshot change is committed.
     Applied(UserEvent),
     /// Committed as processed, nothing changed.
@@ -23,27 +23,29 @@ pub enum Fate {
 
 /// Pairs each read message with the writer's result for it: `results` holds one entry
 /// per message that was read as an event, in order.
-pub fn fates<'a>(
+pub fn dispositions<'a>(
     reads: impl IntoIterator<Item = &'a Result<UserEvent, Poison>>,
     results: Vec<EventResult>,
-) -> Vec<Fate> {
+) -> Vec<Disposition> {
     let mut results = results.into_iter();
     reads
         .into_iter()
         .map(|read| match read {
-            Err(poison) => Fate::DeadLetter(poison.clone()),
+            Err(poison) => Disposition::DeadLetter(poison.clone()),
             Ok(event) => match results.next() {
-                Some(Ok(Outcome::Applied(_))) => Fate::Applied(event.clone()),
-                Some(Ok(Outcome::Ignored(ignored))) => Fate::Ignored(ignored),
-                Some(Err(message)) => Fate::DeadLetter(Poison::ApplyFailed(message)),
+                Some(Ok(Recorded::Applied(_))) => Disposition::Applied(event.clone()),
+                Some(Ok(Recorded::Ignored(ignored))) => Disposition::Ignored(ignored),
+                Some(Err(error)) => Disposition::DeadLetter(Poison::ApplyFailed(error.to_string())),
                 // Impossible (one result per event); the message still is not lost.
-                None => Fate::DeadLetter(Poison::ApplyFailed("no result from the store".into())),
+                None => {
+                    Disposition::DeadLetter(Poison::ApplyFailed("no result from the store".into()))
+                }
             },
         })
         .collect()
 }
 
-impl Fate {
+impl Disposition {
     /// Logs one line in the message's span and updates the metrics.
     pub fn record(&self, span: &Span, metrics: &Metrics) {
         let _entered = span.enter();
@@ -87,6 +89,7 @@ impl Fate {
 mod tests {
     use super::*;
     use crate::apply::Snapshot;
+    use crate::db::StoreError;
     use crate::event::UserEventType;
 
     fn event(id: &str) -> UserEvent {
@@ -117,17 +120,19 @@ mod tests {
             state: crate::apply::UserState::Deleted,
         };
         let results = vec![
-            Ok(Outcome::Applied(snapshot)),
-            Ok(Outcome::Ignored(Ignored::Duplicate)),
-            Err("refused".to_owned()),
+            Ok(Recorded::Applied(snapshot)),
+            Ok(Recorded::Ignored(Ignored::Duplicate)),
+            Err(StoreError::Corrupt("refused".to_owned())),
         ];
         assert_eq!(
-            fates(&reads, results),
+            dispositions(&reads, results),
             vec![
-                Fate::Applied(event("a")),
-                Fate::DeadLetter(Poison::UnknownType("x".into())),
-                Fate::Ignored(Ignored::Duplicate),
-                Fate::DeadLetter(Poison::ApplyFailed("refused".into())),
+                Disposition::Applied(event("a")),
+                Disposition::DeadLetter(Poison::UnknownType("x".into())),
+                Disposition::Ignored(Ignored::Duplicate),
+                Disposition::DeadLetter(Poison::ApplyFailed(
+                    "stored value is invalid: refused".into()
+                )),
             ]
         );
     }
@@ -136,8 +141,8 @@ mod tests {
     fn a_missing_result_dead_letters_rather_than_loses_the_message() {
         let reads = vec![Ok(event("a"))];
         assert!(matches!(
-            fates(&reads, Vec::new())[0],
-            Fate::DeadLetter(Poison::ApplyFailed(_))
+            dispositions(&reads, Vec::new())[0],
+            Disposition::DeadLetter(Poison::ApplyFailed(_))
         ));
     }
 
@@ -146,9 +151,9 @@ mod tests {
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = Metrics::register(&mut registry);
         let span = Span::none();
-        Fate::Applied(event("a")).record(&span, &metrics);
-        Fate::Ignored(Ignored::Stale { stored: 3 }).record(&span, &metrics);
-        Fate::DeadLetter(Poison::BadData("x".into())).record(&span, &metrics);
+        Disposition::Applied(event("a")).record(&span, &metrics);
+        Disposition::Ignored(Ignored::Stale { stored: 3 }).record(&span, &metrics);
+        Disposition::DeadLetter(Poison::BadData("x".into())).record(&span, &metrics);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(

@@ -1,15 +1,12 @@
 //! Losing the broker: the service reconnects with backoff and resumes consuming, both
 //! when the broker cancels its consumer and when it closes its connection.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::process::Command;
 
-use common::{Fixture, Service, WAIT, upsert};
 use events::lapin::options::QueueDeleteOptions;
 use events::testing::eventually;
+
+use crate::{Fixture, Service, WAIT, upsert};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_queue_cancels_the_consumer_and_the_service_redeclares_it_and_resumes() {

@@ -2,17 +2,14 @@
 //! poison is dead-lettered without blocking, orders need a known user, state survives a
 //! restart and redeliveries are deduplicated.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{Fixture, Service, WAIT, deleted, upsert};
 use events::lapin::BasicProperties;
 use events::testing::{drain, eventually, message_count};
 use order_service::dead_letter::{DETAIL_HEADER, reason_of};
 use serde_json::json;
+
+use crate::{Fixture, Service, WAIT, deleted, upsert};
 
 const APPLIED: &str = "order_events_applied_total";
 

@@ -1,14 +1,9 @@
 //! The real binary: settings from the environment, the bound port in its log, the trace
 //! id of each event in its JSON logs, and exit code 0 on SIGTERM.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use common::{Fixture, WAIT, deleted, http, upsert};
 use events::TraceParent;
 use events::testing::{amqp_url, eventually, queue_type};
 use nix::sys::signal::{Signal, kill};
@@ -16,6 +11,8 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+use crate::{Fixture, WAIT, deleted, http, upsert};
 
 /// Collects the child's stdout lines as they come.
 fn collect(stdout: tokio::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
