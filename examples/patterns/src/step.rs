@@ -4,9 +4,9 @@
 //! publisher confirms, and only then ack. Broker loss: reconnect with backoff and resume.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use events::backoff::Backoff;
 use events::amqp::{self, ConnectError, PublishError, Publisher, declare_queue};
 use events::{AmqpSettings, CloudEvent, EnvelopeError};
 use futures_util::StreamExt;
@@ -21,9 +21,6 @@ use tracing::Instrument;
 
 /// Deliveries in flight per service: enough to keep it busy, few enough to bound memory.
 const PREFETCH: u16 = 20;
-/// A session that lasted this long was healthy: the next reconnect starts the backoff over
-/// (a broker that fails every session at once is retried ever more slowly, up to 5 s).
-const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
 /// The arguments every example service takes (flattened into its own).
 #[derive(Debug, Clone, clap::Args)]
@@ -105,37 +102,24 @@ pub async fn run(
     mut step: impl Step,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut delays = amqp::reconnect_backoff();
+    let mut backoff = Backoff::new();
     loop {
+        backoff.session_started();
         let connection = match amqp::connect(&args.amqp.url, name, &shutdown).await {
             Ok(connection) => connection,
             Err(ConnectError::Cancelled) => return Ok(()),
             Err(error) => return Err(error.into()),
         };
-        let began = Instant::now();
         let ended = session(&connection, args, &mut step, &shutdown).await;
-        if began.elapsed() > HEALTHY_SESSION {
-            delays = amqp::reconnect_backoff();
-        }
         let _ = connection.close(200, "stopping".into()).await;
-        match ended {
-            Ok(()) => {
-                tracing::info!("stopped");
-                return Ok(());
-            }
-            Err(error) => {
-                let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "lost the broker, reconnecting"
-                );
-                tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(delay) => {}
-                }
+        if let Err(error) = ended {
+            tracing::warn!(error = format!("{error:#}"), "lost the broker, reconnecting");
+            if backoff.sleep(&shutdown).await {
+                continue;
             }
         }
+        tracing::info!("stopped");
+        return Ok(());
     }
 }
 
