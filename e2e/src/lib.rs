@@ -3,11 +3,15 @@
 //! and private RabbitMQ nodes for tests that stop or restart a broker ([`broker`]).
 
 pub mod broker;
+pub mod certs;
 pub mod faults;
+pub mod node_config;
 pub mod process;
 pub mod stream;
 pub mod system;
 
-pub use broker::PrivateBroker;
+pub use broker::{NodeRecord, PrivateBroker};
+pub use certs::TestPki;
+pub use node_config::{NodeOptions, TlsListener};
 pub use process::{Service, Spec};
 pub use system::{Options, Queues, System};

@@ -4,7 +4,8 @@
 //!   binary mode) with a precise error for every way an input can be bad.
 //! - [`amqp`]: connect with retry, declare queues the one shared way, publish with
 //!   confirms.
-//! - [`settings`]: `AMQP_URL` and `QUEUE_TYPE`, shared by every binary.
+//! - [`settings`]: `AMQP_URL`, the TLS files and `QUEUE_TYPE`, shared by every binary;
+//!   [`endpoints`]: the broker nodes they name, tried in turn; [`tls`]: `amqps://`.
 //! - [`trace`]: the W3C `traceparent` carried from an HTTP request into events.
 //! - [`telemetry`], [`shutdown`], [`http`]: logging, stop signal, HTTP plumbing.
 //!
@@ -12,11 +13,13 @@
 
 pub mod amqp;
 pub mod defaults;
+pub mod endpoints;
 pub mod envelope;
 pub mod http;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;
 
 #[cfg(feature = "testing")]
@@ -24,5 +27,6 @@ pub mod testing;
 
 pub use envelope::{CloudEvent, EnvelopeError};
 pub use lapin;
+pub use endpoints::Endpoints;
 pub use settings::{AmqpSettings, QueueType};
 pub use trace::TraceParent;

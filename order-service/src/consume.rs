@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use events::AmqpSettings;
+use events::{AmqpSettings, Endpoints};
 use events::amqp::{self, ConnectError, Publisher, declare_queue, reconnect_backoff};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
@@ -57,8 +57,9 @@ impl EventConsumer {
     /// Consumes until `shutdown`; `Err` only if the database writer stopped.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WriteError> {
         let mut delays = reconnect_backoff();
+        let endpoints = Endpoints::from(&self.settings.amqp);
         loop {
-            let url = &self.settings.amqp.url;
+            let url = &endpoints;
             let name = format!("order-service {}", self.settings.queue);
             let connection = match amqp::connect(url, &name, &shutdown).await {
                 Ok(connection) => connection,

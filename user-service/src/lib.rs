@@ -85,6 +85,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
 /// Opens the database, binds the address and starts the server and the relay; returns at
 /// once with the bound address (tests use port 0).
 pub async fn start(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    events::Endpoints::new(&settings.amqp).context("the broker settings")?;
     let mut registry = Registry::default();
     let observer = HttpObserver::register(&mut registry);
     let metrics = Metrics::register(&mut registry);

@@ -10,7 +10,7 @@ mod publish;
 
 use std::time::Duration;
 
-use events::AmqpSettings;
+use events::{AmqpSettings, Endpoints};
 use events::amqp::{self, PublishError, Publisher};
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
@@ -55,8 +55,10 @@ pub async fn relay(
     shutdown: CancellationToken,
 ) {
     let mut delays = amqp::reconnect_backoff();
+    let endpoints = Endpoints::from(&settings.amqp);
     loop {
-        let Some((connection, publisher)) = open(&settings, &metrics, &shutdown).await else {
+        let Some((connection, publisher)) = open(&endpoints, &settings, &metrics, &shutdown).await
+        else {
             return;
         };
         metrics.broker_connected.set(1);
@@ -92,13 +94,14 @@ pub async fn relay(
 /// Connects (retrying until it works or shutdown), opens a confirm channel and declares
 /// the queue. `None` on shutdown.
 async fn open(
+    endpoints: &Endpoints,
     settings: &RelaySettings,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Option<(Connection, Publisher)> {
     let mut delays = amqp::reconnect_backoff();
     loop {
-        let connection = amqp::connect(&settings.amqp.url, "user-service outbox", shutdown)
+        let connection = amqp::connect(endpoints, "user-service outbox", shutdown)
             .await
             .ok()?;
         let ready = async {
