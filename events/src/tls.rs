@@ -105,6 +105,21 @@ pub fn diagnose(error: &lapin::Error, node: &Node) -> Option<String> {
     if let Some(tls) = tls_error(error) {
         return Some(explain(tls, node.host()));
     }
+    if !node.is_tls() {
+        // A TLS listener answers the AMQP header with a TLS alert (which does not parse)
+        // or by closing the connection.
+        let (host, port) = (node.host(), node.port());
+        let hint = "if it is a TLS port (usually 5671), use amqps://";
+        return match error.kind() {
+            lapin::ErrorKind::ParsingError(_) => {
+                Some(format!("{host}:{port} did not answer in AMQP: {hint}"))
+            }
+            lapin::ErrorKind::IOError(io) if closed_early(io.kind()) => Some(format!(
+                "{host}:{port} closed the connection before AMQP began: {hint}"
+            )),
+            _ => None,
+        };
+    }
     if node.is_tls() && error.to_string().contains("native certificates") {
         return Some(
             "no system root certificates could be loaded: install the ca-certificates \
@@ -113,6 +128,14 @@ pub fn diagnose(error: &lapin::Error, node: &Node) -> Option<String> {
         );
     }
     None
+}
+
+fn closed_early(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        kind,
+        K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof
+    )
 }
 
 /// The rustls error inside `error`, if the failure was a TLS one. lapin wraps it in an
