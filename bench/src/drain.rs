@@ -109,7 +109,8 @@ pub async fn run_one(
     n: u64,
 ) -> anyhow::Result<DrainResult> {
     let url = broker.url();
-    let connection = connect_once(&broker.endpoints(), "bench-drain", Duration::from_secs(10)).await?;
+    let connection =
+        connect_once(&broker.endpoints(), "bench-drain", Duration::from_secs(10)).await?;
     let base = unique("bench");
     let (source, target, other) = (
         format!("{base}.src"),

@@ -5,7 +5,7 @@
 //! detached, as `cargo xtask cluster` does). It may have a TLS listener too.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use events::Endpoints;
 use events::amqp::connect_once;
 use serde::{Deserialize, Serialize};
 
-use crate::node_config::{NodeOptions, node_files};
+use crate::node_config::{NodeOptions, chown_tree, node_files, which_server};
 
 /// What identifies a running node: enough to find it again from another process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,21 +167,31 @@ impl PrivateBroker {
 
     /// Runs `rabbitmqctl -n <node> <args>`.
     pub fn ctl(&self, args: &[&str]) -> anyhow::Result<Output> {
-        Command::new("rabbitmqctl")
+        self.tool("rabbitmqctl", args)
+    }
+
+    /// Runs `<tool> -n <node> <args>` (`rabbitmqctl`, `rabbitmq-queues`…).
+    pub fn tool(&self, tool: &str, args: &[&str]) -> anyhow::Result<Output> {
+        Command::new(tool)
             .arg("-n")
             .arg(&self.record.node)
             .args(args)
             .envs(self.env())
             .output()
-            .context("cannot run rabbitmqctl")
+            .with_context(|| format!("cannot run {tool}"))
     }
 
     /// Runs `rabbitmqctl -n <node> <args>` and fails with its output unless it succeeds.
     pub fn ctl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = self.ctl(args)?;
+        self.tool_ok("rabbitmqctl", args)
+    }
+
+    /// Runs `<tool> -n <node> <args>`; its standard output, or an error with all of it.
+    pub fn tool_ok(&self, tool: &str, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.tool(tool, args)?;
         if !output.status.success() {
             bail!(
-                "rabbitmqctl -n {} {} failed: {}{}",
+                "{tool} -n {} {} failed: {}{}",
                 self.record.node,
                 args.join(" "),
                 String::from_utf8_lossy(&output.stdout),
@@ -233,9 +243,14 @@ impl PrivateBroker {
                 self.record.node
             );
         }
+        self.wait_ready(Duration::from_secs(90)).await
+    }
+
+    /// Waits until the node accepts an AMQP connection (after a start, or `start_app`).
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         let endpoints = self.endpoints();
-        while started.elapsed() < Duration::from_secs(90) {
+        while started.elapsed() < timeout {
             if let Ok(connection) =
                 connect_once(&endpoints, "private-broker-check", Duration::from_secs(2)).await
             {
@@ -245,7 +260,8 @@ impl PrivateBroker {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         bail!(
-            "private RabbitMQ node {} did not accept connections on port {} within 90s; logs in {}",
+            "private RabbitMQ node {} did not accept connections on port {} within {timeout:?}; \
+             logs in {}",
             self.record.node,
             self.record.port,
             self.record.dir.join("log").display()
@@ -273,34 +289,7 @@ impl Drop for PrivateBroker {
     }
 }
 
-fn which_server() -> Option<PathBuf> {
-    [
-        "/usr/sbin/rabbitmq-server",
-        "/usr/local/sbin/rabbitmq-server",
-        "/usr/lib/rabbitmq/bin/rabbitmq-server",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
-}
-
 /// A port that was free a moment ago.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn chown_tree(dir: &Path, user: &str) -> anyhow::Result<()> {
-    let user = nix::unistd::User::from_name(user)?.with_context(|| {
-        format!("no `{user}` user on this machine: is rabbitmq-server installed?")
-    })?;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        std::os::unix::fs::chown(&path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path)? {
-                stack.push(entry?.path());
-            }
-        }
-    }
-    Ok(())
 }

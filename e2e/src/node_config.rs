@@ -85,3 +85,32 @@ fn tls_conf(tls: &TlsListener, port: u16, dir: &Path) -> anyhow::Result<String> 
     }
     Ok(conf)
 }
+
+/// The `rabbitmq-server` of the machine's installation.
+pub(crate) fn which_server() -> Option<PathBuf> {
+    [
+        "/usr/sbin/rabbitmq-server",
+        "/usr/local/sbin/rabbitmq-server",
+        "/usr/lib/rabbitmq/bin/rabbitmq-server",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// Gives `dir` and everything in it to `user`.
+pub(crate) fn chown_tree(dir: &Path, user: &str) -> anyhow::Result<()> {
+    let user = nix::unistd::User::from_name(user)?.with_context(|| {
+        format!("no `{user}` user on this machine: is rabbitmq-server installed?")
+    })?;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        std::os::unix::fs::chown(&path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}

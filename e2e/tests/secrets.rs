@@ -60,7 +60,10 @@ async fn assert_never_shown(spec: Spec, password: &str) {
             .text()
             .await
             .unwrap();
-        assert!(!body.contains(password), "{name} {path} shows the password: {body}");
+        assert!(
+            !body.contains(password),
+            "{name} {path} shows the password: {body}"
+        );
     }
     service.stop().await.unwrap();
     let logs = service.logs();
@@ -112,7 +115,10 @@ async fn a_service_that_refuses_a_bad_url_does_not_quote_its_password() {
             );
             assert!(!output.status.success(), "{name} refuses {url}: {text}");
             assert!(text.contains("is not valid"), "{name} says why: {text}");
-            assert!(!text.contains(&password), "{name} quoted the password: {text}");
+            assert!(
+                !text.contains(&password),
+                "{name} quoted the password: {text}"
+            );
         }
     }
 }

@@ -18,7 +18,9 @@ use crate::tls::{self, TlsFileError};
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointsError {
     /// No URL at all.
-    #[error("no broker URL: set AMQP_URL (or AMQP_URL_FILE) to one or more amqp:// or amqps:// URLs")]
+    #[error(
+        "no broker URL: set AMQP_URL (or AMQP_URL_FILE) to one or more amqp:// or amqps:// URLs"
+    )]
     NoUrl,
     /// One URL of the list does not parse.
     #[error("broker URL {url} is not valid: {reason}")]
@@ -58,11 +60,13 @@ impl Node {
     /// Parses one AMQP URL.
     pub fn parse(url: &str) -> Result<Self, EndpointsError> {
         let shown = redact_url(url);
-        let uri: AMQPUri = url.parse().map_err(|reason: String| EndpointsError::BadUrl {
-            // The parser may quote the whole URL back.
-            reason: reason.replace(url, &shown),
-            url: shown.clone(),
-        })?;
+        let uri: AMQPUri = url
+            .parse()
+            .map_err(|reason: String| EndpointsError::BadUrl {
+                // The parser may quote the whole URL back.
+                reason: reason.replace(url, &shown),
+                url: shown.clone(),
+            })?;
         Ok(Self {
             url: url.to_owned(),
             shown,
@@ -163,12 +167,11 @@ impl Endpoints {
     pub fn nodes(&self) -> Result<Vec<Node>, EndpointsError> {
         match &self.settings.url_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| {
-                    EndpointsError::UrlFile {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| EndpointsError::UrlFile {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 parse_nodes(&text)
             }
             None => parse_nodes(&self.settings.url),
@@ -179,11 +182,7 @@ impl Endpoints {
     /// read): for messages that name the broker.
     pub fn shown(&self) -> String {
         match self.nodes() {
-            Ok(nodes) => nodes
-                .iter()
-                .map(Node::shown)
-                .collect::<Vec<_>>()
-                .join(","),
+            Ok(nodes) => nodes.iter().map(Node::shown).collect::<Vec<_>>().join(","),
             Err(error) => error.to_string(),
         }
     }
@@ -266,7 +265,10 @@ mod tests {
     fn a_list_of_urls_gives_one_node_each_in_order() {
         let nodes = parse_nodes("amqp://u:p@h1:5672/%2f, amqps://h2\n amqp://h3:5673").unwrap();
         let shown: Vec<&str> = nodes.iter().map(Node::shown).collect();
-        assert_eq!(shown, ["amqp://u:***@h1:5672/%2f", "amqps://h2", "amqp://h3:5673"]);
+        assert_eq!(
+            shown,
+            ["amqp://u:***@h1:5672/%2f", "amqps://h2", "amqp://h3:5673"]
+        );
         assert_eq!(nodes[1].host(), "h2");
         assert_eq!(nodes[1].port(), 5671, "amqps defaults to 5671");
         assert!(nodes[1].is_tls() && !nodes[0].is_tls());

@@ -25,8 +25,8 @@ pub mod trace;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use endpoints::Endpoints;
 pub use envelope::{CloudEvent, EnvelopeError};
 pub use lapin;
-pub use endpoints::Endpoints;
 pub use settings::{AmqpSettings, QueueType};
 pub use trace::TraceParent;

@@ -70,10 +70,18 @@ pub struct AmqpSettings {
     #[arg(long = "amqp-ca-file", env = "AMQP_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// A PEM client certificate (with its chain) for mutual TLS; needs `AMQP_CLIENT_KEY`.
-    #[arg(long = "amqp-client-cert", env = "AMQP_CLIENT_CERT", requires = "client_key")]
+    #[arg(
+        long = "amqp-client-cert",
+        env = "AMQP_CLIENT_CERT",
+        requires = "client_key"
+    )]
     pub client_cert: Option<PathBuf>,
     /// The PEM private key of `AMQP_CLIENT_CERT`.
-    #[arg(long = "amqp-client-key", env = "AMQP_CLIENT_KEY", requires = "client_cert")]
+    #[arg(
+        long = "amqp-client-key",
+        env = "AMQP_CLIENT_KEY",
+        requires = "client_cert"
+    )]
     pub client_key: Option<PathBuf>,
     /// Type of every queue this process declares: `quorum` or `classic`.
     #[arg(long = "queue-type", env = "QUEUE_TYPE", value_enum, default_value_t = QueueType::Quorum)]
@@ -219,7 +227,8 @@ mod tests {
 
     #[test]
     fn debug_of_the_settings_shows_no_password() {
-        let settings = AmqpSettings::for_url("amqp://u:Zebra-Quartz-77@h1,amqps://u:Zebra-Quartz-77@h2");
+        let settings =
+            AmqpSettings::for_url("amqp://u:Zebra-Quartz-77@h1,amqps://u:Zebra-Quartz-77@h2");
         let shown = format!("{settings:?} {settings:#?}");
         assert!(!shown.contains("Zebra-Quartz-77"), "{shown}");
         assert!(shown.contains("amqps://u:***@h2"), "{shown}");

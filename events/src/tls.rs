@@ -198,9 +198,9 @@ fn explain_certificate(error: &CertificateError, host: &str) -> String {
             "the certificate of {host} has expired: renew it on the broker \
              (or check this machine's clock)"
         ),
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
-            "the certificate of {host} is not valid yet: check this machine's clock"
-        ),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            format!("the certificate of {host} is not valid yet: check this machine's clock")
+        }
         other => format!("the certificate of {host} was refused: {other}"),
     }
 }
@@ -258,7 +258,10 @@ mod tests {
     fn a_name_mismatch_says_which_names_the_certificate_holds() {
         let presented = ["DnsName(\"localhost\")", "IpAddress(10.0.0.1)"];
         let line = explain(&name_mismatch(&presented), "127.0.0.1");
-        assert!(line.contains("names localhost, 10.0.0.1, not host 127.0.0.1"), "{line}");
+        assert!(
+            line.contains("names localhost, 10.0.0.1, not host 127.0.0.1"),
+            "{line}"
+        );
         let line = explain(&name_mismatch(&[]), "127.0.0.1");
         assert!(line.contains("names no host"), "{line}");
     }
@@ -303,7 +306,9 @@ mod tests {
         assert!(
             matches!(
                 found,
-                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                Some(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer
+                ))
             ),
             "{found:?}"
         );
@@ -318,7 +323,10 @@ mod tests {
             ..AmqpSettings::default()
         };
         let err = load(&settings).unwrap_err();
-        assert!(err.to_string().contains("AMQP_CA_FILE /nonexistent/ca.pem"), "{err}");
+        assert!(
+            err.to_string().contains("AMQP_CA_FILE /nonexistent/ca.pem"),
+            "{err}"
+        );
         let settings = AmqpSettings {
             client_key: Some(PathBuf::from("k.pem")),
             ..AmqpSettings::default()

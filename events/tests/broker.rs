@@ -211,7 +211,10 @@ async fn when_every_node_fails_each_is_named_without_its_password() {
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("no broker node answered"), "{err}");
-    assert!(err.contains("u:***@127.0.0.1:1") && err.contains("u:***@127.0.0.1:2"), "{err}");
+    assert!(
+        err.contains("u:***@127.0.0.1:1") && err.contains("u:***@127.0.0.1:2"),
+        "{err}"
+    );
     assert!(!err.contains("Pw-Both-Dead-31"), "{err}");
     assert_eq!(endpoints.node_of("dead"), None);
 }
@@ -224,8 +227,12 @@ async fn connect_with_retry_stops_when_cancelled() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         stopper.cancel();
     });
-    let err = amqp::connect(&"amqp://guest:guest@127.0.0.1:1/%2f".into(), "test", &cancel)
-        .await
-        .unwrap_err();
+    let err = amqp::connect(
+        &"amqp://guest:guest@127.0.0.1:1/%2f".into(),
+        "test",
+        &cancel,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, amqp::ConnectError::Cancelled), "{err}");
 }

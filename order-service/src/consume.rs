@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use events::{AmqpSettings, Endpoints};
 use events::amqp::{self, ConnectError, Publisher, declare_queue, reconnect_backoff};
+use events::{AmqpSettings, Endpoints};
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;

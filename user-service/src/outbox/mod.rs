@@ -10,8 +10,8 @@ mod publish;
 
 use std::time::Duration;
 
-use events::{AmqpSettings, Endpoints};
 use events::amqp::{self, PublishError, Publisher};
+use events::{AmqpSettings, Endpoints};
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 
