@@ -164,6 +164,23 @@ async fn events_flow_end_to_end_over_amqps() {
         .unwrap();
     let nodes = ready["broker_nodes"].to_string();
     assert!(nodes.contains("amqps://guest:***@localhost"), "{ready}");
+    let metrics = system
+        .http
+        .get(system.dispatcher.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = metrics
+        .lines()
+        .find(|line| line.starts_with("dispatcher_broker_node{"))
+        .unwrap_or_default();
+    assert!(
+        gauge.contains("node=\"amqps://guest:***@localhost") && gauge.ends_with(" 1"),
+        "{metrics}"
+    );
     let connections = broker.ctl_ok(&["list_connections", "ssl"]).unwrap();
     let tls = connections.lines().filter(|l| l.trim() == "true").count();
     let plain = connections.lines().filter(|l| l.trim() == "false").count();

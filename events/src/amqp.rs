@@ -122,7 +122,7 @@ async fn connect_node(
         Connection::connect_with_config(node.secret_url(), properties, tls.clone(), runtime);
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(source)) => Err(match tls::diagnose(&source, node) {
+        Ok(Err(source)) => Err(match tls::diagnose(&source, node, tls) {
             Some(reason) => ConnectError::Tls {
                 url: node.shown().to_owned(),
                 reason,

@@ -99,11 +99,31 @@ fn read_key(path: &Path) -> Result<Vec<u8>, TlsFileError> {
     Ok(bytes)
 }
 
-/// One line on what failed and what to do, when a connection to `node` failed because
-/// of TLS (or of TLS on one side only); `None` for other failures.
-pub fn diagnose(error: &lapin::Error, node: &Node) -> Option<String> {
+/// One line on what failed and what to do, when a connection to `node` with `config`
+/// failed because of TLS (or of TLS on one side only); `None` for other failures.
+pub fn diagnose(error: &lapin::Error, node: &Node, config: &OwnedTLSConfig) -> Option<String> {
     if let Some(tls) = tls_error(error) {
         return Some(explain(tls, node.host()));
+    }
+    if node.is_tls()
+        && let lapin::ErrorKind::IOError(io) = error.kind()
+        && closed_early(io.kind())
+    {
+        // In TLS 1.3 the broker checks the client certificate after the client's side of
+        // the handshake is done; its refusal may arrive as a reset rather than an alert.
+        let host = node.host();
+        return Some(if config.identity.is_some() {
+            format!(
+                "{host} closed the connection after the TLS handshake: it probably refused the \
+                 client certificate; check AMQP_CLIENT_CERT and AMQP_CLIENT_KEY, and that the \
+                 broker trusts the CA that issued them"
+            )
+        } else {
+            format!(
+                "{host} closed the connection after the TLS handshake: if it requires a client \
+                 certificate, set AMQP_CLIENT_CERT and AMQP_CLIENT_KEY"
+            )
+        });
     }
     if !node.is_tls() {
         // A TLS listener answers the AMQP header with a TLS alert (which does not parse)

@@ -202,6 +202,34 @@ async fn a_list_of_urls_skips_a_dead_node_and_names_the_node_it_reached() {
 }
 
 #[tokio::test]
+async fn each_new_connection_starts_at_the_node_after_the_one_reached_last() {
+    // The shared broker under two URLs (differing only in a harmless option) stands for
+    // two nodes.
+    let url = events::testing::amqp_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url_a = format!("{url}{separator}heartbeat=60");
+    let url_b = format!("{url}{separator}heartbeat=59");
+    let settings = events::AmqpSettings {
+        url: format!("{url_a},{url_b}"),
+        ..events::AmqpSettings::from_env().unwrap()
+    };
+    let endpoints = events::Endpoints::new(&settings).unwrap();
+    let mut reached = Vec::new();
+    for name in ["first", "second", "third"] {
+        let connection = amqp::connect_once(&endpoints, name, Duration::from_secs(5))
+            .await
+            .unwrap();
+        reached.push(endpoints.node_of(name).unwrap());
+        connection.close(200, "ok".into()).await.unwrap();
+    }
+    let (a, b) = (
+        events::settings::redact_url(&url_a),
+        events::settings::redact_url(&url_b),
+    );
+    assert_eq!(reached, [a.clone(), b, a]);
+}
+
+#[tokio::test]
 async fn when_every_node_fails_each_is_named_without_its_password() {
     let endpoints = events::Endpoints::from(
         "amqp://u:Pw-Both-Dead-31@127.0.0.1:1/%2f,amqp://u:Pw-Both-Dead-31@127.0.0.1:2/%2f",
