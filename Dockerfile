@@ -23,7 +23,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # ---- runtime stage: a small Debian with the binaries, running as a non-root user ----
 FROM debian:bookworm-slim AS runtime
-RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin app \
+# ca-certificates: the system's root certificates, which amqps:// URLs trust by default.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin app \
  && mkdir -p /app /data \
  && chown app:app /app /data
 COPY --from=build /out/ /usr/local/bin/

@@ -106,8 +106,12 @@ async fn measure(
     duration: Duration,
 ) -> anyhow::Result<ApiResult> {
     let (histogram, created, errors, seconds) = load(base, concurrency, duration).await?;
-    let connection =
-        connect_once(&broker.url(), "bench-api-count", Duration::from_secs(10)).await?;
+    let connection = connect_once(
+        &broker.endpoints(),
+        "bench-api-count",
+        Duration::from_secs(10),
+    )
+    .await?;
     // user-service publishes through its outbox: give the relay time to drain.
     let deadline = Instant::now() + Duration::from_secs(120);
     let delivered = loop {
@@ -134,7 +138,8 @@ async fn measure(
 
 async fn fresh_queue(broker: &PrivateBroker) -> anyhow::Result<String> {
     let queue = unique("bench.api.dispatch");
-    let connection = connect_once(&broker.url(), "bench-api", Duration::from_secs(10)).await?;
+    let connection =
+        connect_once(&broker.endpoints(), "bench-api", Duration::from_secs(10)).await?;
     declare_queue(
         &connection.create_channel().await?,
         &queue,

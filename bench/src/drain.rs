@@ -82,7 +82,7 @@ pub fn event_body(n: u64) -> (Vec<u8>, events::lapin::BasicProperties) {
 
 /// Publishes `n` events to `queue`, pipelined in windows of 2,000 confirms.
 pub async fn preload(url: &str, queue: &str, n: u64) -> anyhow::Result<()> {
-    let connection = connect_once(url, "bench-preload", Duration::from_secs(10)).await?;
+    let connection = connect_once(&url.into(), "bench-preload", Duration::from_secs(10)).await?;
     let publisher = Publisher::new(&connection).await?;
     let mut sent = 0;
     while sent < n {
@@ -109,7 +109,8 @@ pub async fn run_one(
     n: u64,
 ) -> anyhow::Result<DrainResult> {
     let url = broker.url();
-    let connection = connect_once(&url, "bench-drain", Duration::from_secs(10)).await?;
+    let connection =
+        connect_once(&broker.endpoints(), "bench-drain", Duration::from_secs(10)).await?;
     let base = unique("bench");
     let (source, target, other) = (
         format!("{base}.src"),

@@ -12,6 +12,7 @@ use events::http::{ApiError, metrics_response, not_found_fallback, observe};
 use serde_json::json;
 
 use crate::broker::DeclareError;
+use crate::metrics::NodeLabel;
 use crate::reload::{ReloadError, reload};
 use crate::state::{Shared, route_views};
 
@@ -33,19 +34,31 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "instance": shared.instance }))
 }
 
+/// Ready or not, with the broker node each connection reached (passwords redacted).
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let generation = shared.generation().number;
+    let nodes = shared.endpoints.reached_nodes();
     match shared.readiness() {
-        None => Json(json!({ "status": "ready", "generation": generation })).into_response(),
+        None => Json(json!({ "status": "ready", "generation": generation, "broker_nodes": nodes }))
+            .into_response(),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": reason, "generation": generation })),
+            Json(json!({
+                "status": "not_ready", "reason": reason, "generation": generation,
+                "broker_nodes": nodes,
+            })),
         )
             .into_response(),
     }
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    // Set at scrape time from the endpoints, so the forwarder need not know the metric.
+    let gauge = &shared.metrics.broker_node;
+    gauge.clear();
+    for (connection, node) in shared.endpoints.reached_nodes() {
+        gauge.get_or_create(&NodeLabel { connection, node }).set(1);
+    }
     metrics_response(&shared.metrics.registry)
 }
 

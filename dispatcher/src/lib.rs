@@ -70,10 +70,11 @@ pub async fn serve(
 }
 
 fn initial_state(settings: Settings) -> anyhow::Result<Shared> {
+    let endpoints = events::Endpoints::new(&settings.amqp).context("the broker settings")?;
     let path = &settings.routes;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the routes file {}", path.display()))?;
     let table = routes::load(&path.display().to_string(), &text)?;
     let sha256 = reload::sha256_hex(&text);
-    Ok(Shared::new(settings, table, sha256))
+    Ok(Shared::new(settings, endpoints, table, sha256))
 }

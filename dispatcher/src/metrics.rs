@@ -39,6 +39,15 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// Labels of the broker node gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    /// The connection's name (`<instance> consume`, `<instance> publish`).
+    pub connection: String,
+    /// The node's URL, password redacted.
+    pub node: String,
+}
+
 /// Every metric the dispatcher exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -64,6 +73,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// `dispatcher_broker_sessions_total`: connections established (1 + reconnects).
     pub sessions: Counter,
+    /// `dispatcher_broker_node{connection,node}`: 1 for the node each connection reached.
+    pub broker_node: Family<NodeLabel, Gauge>,
     /// `dispatcher_forward_latency_seconds`: delivery received to settled.
     pub latency: Histogram,
     /// Per-request HTTP metrics of the admin endpoints.
@@ -89,6 +100,7 @@ impl Metrics {
             routes: Gauge::default(),
             in_flight: Gauge::default(),
             sessions: Counter::default(),
+            broker_node: Family::default(),
             latency: Histogram::new([
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ]),
@@ -126,6 +138,11 @@ impl Metrics {
             "reloads",
             "Routing table reloads by result",
             metrics.reloads.clone(),
+        );
+        registry_ref.register(
+            "broker_node",
+            "The broker node each connection reached last (password redacted)",
+            metrics.broker_node.clone(),
         );
         registry_ref.register(
             "routes_generation",

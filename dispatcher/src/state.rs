@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, Utc};
+use events::Endpoints;
 use lapin::Connection;
 use serde::Serialize;
 
@@ -37,6 +38,8 @@ pub struct Shared {
     pub instance: String,
     /// The settings the process runs with.
     pub settings: Settings,
+    /// The broker nodes, and which node each connection reached.
+    pub endpoints: Endpoints,
     /// The running table; each event is routed by the generation it loaded.
     pub current: ArcSwap<Generation>,
     /// The publish connection of the live broker session, for declarations on reload.
@@ -55,7 +58,12 @@ pub struct Shared {
 
 impl Shared {
     /// State with `table` as generation 1.
-    pub fn new(settings: Settings, table: RoutingTable, sha256: String) -> Self {
+    pub fn new(
+        settings: Settings,
+        endpoints: Endpoints,
+        table: RoutingTable,
+        sha256: String,
+    ) -> Self {
         let metrics = Metrics::new();
         let counters = metrics.for_table(&table);
         metrics.generation.set(1);
@@ -78,6 +86,7 @@ impl Shared {
         Self {
             instance,
             settings,
+            endpoints,
             current: ArcSwap::from_pointee(generation),
             broker: ArcSwapOption::empty(),
             consuming: AtomicBool::new(false),

@@ -1,30 +1,60 @@
 //! A private RabbitMQ node on its own ports, for tests that stop, restart or load a
 //! broker: the shared one at 5672 is never touched. The node runs as the `rabbitmq` user
 //! from the machine's installation, with its data, logs, config and plugins in a
-//! temporary folder owned by that user, and is stopped and removed on drop.
+//! temporary folder owned by that user, and is stopped and removed on drop (unless
+//! detached, as `cargo xtask cluster` does). It may have a TLS listener too.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use events::Endpoints;
 use events::amqp::connect_once;
+use serde::{Deserialize, Serialize};
 
-/// One private node. `Drop` stops it and deletes its folder.
+use crate::node_config::{NodeOptions, chown_tree, node_files, which_server};
+
+/// What identifies a running node: enough to find it again from another process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Erlang node name.
+    pub node: String,
+    /// AMQP port.
+    pub port: u16,
+    /// AMQPS port, when it has a TLS listener.
+    pub tls_port: Option<u16>,
+    /// Erlang distribution port.
+    pub dist_port: u16,
+    /// The node's folder (data, logs, config, pid file).
+    pub dir: PathBuf,
+}
+
+/// One private node. `Drop` stops it and deletes its folder, unless it was detached.
 #[derive(Debug)]
 pub struct PrivateBroker {
-    node: String,
-    port: u16,
-    dist_port: u16,
-    dir: PathBuf,
-    plugins: Vec<String>,
+    record: NodeRecord,
+    detached: bool,
 }
 
 impl PrivateBroker {
     /// Starts a node named `<label>-<pid>-<rand>@localhost` on free ports with `plugins`
     /// enabled (e.g. `rabbitmq_shovel`), and waits until AMQP accepts a connection.
     pub async fn start(label: &str, plugins: &[&str]) -> anyhow::Result<Self> {
+        let plugins = plugins.iter().map(|p| (*p).to_owned()).collect();
+        Self::start_with(
+            label,
+            NodeOptions {
+                plugins,
+                ..NodeOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts a node as [`PrivateBroker::start`] does, with `options`.
+    pub async fn start_with(label: &str, options: NodeOptions) -> anyhow::Result<Self> {
         which_server().context(
             "a private RabbitMQ node needs `rabbitmq-server` installed on this machine \
              (apt-get install rabbitmq-server); `cargo xtask broker` installs it when run as root",
@@ -36,33 +66,77 @@ impl PrivateBroker {
             );
         }
         let suffix = format!("{}-{:04x}", std::process::id(), rand::random::<u16>());
-        let node = format!("{label}-{suffix}@localhost");
-        let dir = std::env::temp_dir().join(format!("rmq-{label}-{suffix}"));
+        let parent = options.parent.clone().unwrap_or_else(std::env::temp_dir);
         let broker = Self {
-            node,
-            port: free_port()?,
-            dist_port: free_port()?,
-            dir,
-            plugins: plugins.iter().map(|p| (*p).to_owned()).collect(),
+            record: NodeRecord {
+                node: format!("{label}-{suffix}@localhost"),
+                port: free_port()?,
+                tls_port: options.tls.as_ref().map(|_| free_port()).transpose()?,
+                dist_port: free_port()?,
+                dir: parent.join(format!("rmq-{label}-{suffix}")),
+            },
+            detached: false,
         };
-        broker.prepare_dir()?;
+        broker.prepare_dir(&options)?;
         broker.boot().await?;
         Ok(broker)
     }
 
+    /// A node started earlier (by this or another process), found by its record. It is
+    /// detached: dropping it leaves it running; [`PrivateBroker::remove`] ends it.
+    pub fn attach(record: NodeRecord) -> Self {
+        Self {
+            record,
+            detached: true,
+        }
+    }
+
+    /// Leaves the node running when this value is dropped; returns how to find it again.
+    pub fn detach(mut self) -> NodeRecord {
+        self.detached = true;
+        self.record.clone()
+    }
+
+    /// Stops the node (by `rabbitmqctl stop`, then by its pid if it is still alive) and
+    /// deletes its folder.
+    pub fn remove(mut self) {
+        self.detached = false;
+    }
+
+    /// How to find this node again.
+    pub fn record(&self) -> &NodeRecord {
+        &self.record
+    }
+
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`.
     pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.record.port)
+    }
+
+    /// `amqps://guest:guest@localhost:<tls port>/%2f`, when it has a TLS listener.
+    pub fn tls_url(&self) -> Option<String> {
+        let port = self.record.tls_port?;
+        Some(format!("amqps://guest:guest@localhost:{port}/%2f"))
+    }
+
+    /// [`PrivateBroker::url`] as endpoints to connect with.
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints::from(self.url())
     }
 
     /// The AMQP port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.record.port
+    }
+
+    /// The AMQPS port, when it has a TLS listener.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.record.tls_port
     }
 
     /// The pid of the node's Erlang VM (to measure its CPU), from its pid file.
     pub fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.dir.join("pid"))
+        std::fs::read_to_string(self.record.dir.join("pid"))
             .ok()?
             .trim()
             .parse()
@@ -71,7 +145,7 @@ impl PrivateBroker {
 
     /// The Erlang node name (for `rabbitmqctl -n`).
     pub fn node(&self) -> &str {
-        &self.node
+        &self.record.node
     }
 
     /// Stops the node (all connections drop; durable queues and persistent messages stay).
@@ -93,21 +167,46 @@ impl PrivateBroker {
 
     /// Runs `rabbitmqctl -n <node> <args>`.
     pub fn ctl(&self, args: &[&str]) -> anyhow::Result<Output> {
-        Command::new("rabbitmqctl")
+        self.tool("rabbitmqctl", args)
+    }
+
+    /// Runs `<tool> -n <node> <args>` (`rabbitmqctl`, `rabbitmq-queues`…).
+    pub fn tool(&self, tool: &str, args: &[&str]) -> anyhow::Result<Output> {
+        Command::new(tool)
             .arg("-n")
-            .arg(&self.node)
+            .arg(&self.record.node)
             .args(args)
             .envs(self.env())
             .output()
-            .context("cannot run rabbitmqctl")
+            .with_context(|| format!("cannot run {tool}"))
+    }
+
+    /// Runs `rabbitmqctl -n <node> <args>` and fails with its output unless it succeeds.
+    pub fn ctl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.tool_ok("rabbitmqctl", args)
+    }
+
+    /// Runs `<tool> -n <node> <args>`; its standard output, or an error with all of it.
+    pub fn tool_ok(&self, tool: &str, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.tool(tool, args)?;
+        if !output.status.success() {
+            bail!(
+                "{tool} -n {} {} failed: {}{}",
+                self.record.node,
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
-        let dir = self.dir.display();
+        let dir = self.record.dir.display();
         vec![
-            ("RABBITMQ_NODENAME", self.node.clone()),
-            ("RABBITMQ_NODE_PORT", self.port.to_string()),
-            ("RABBITMQ_DIST_PORT", self.dist_port.to_string()),
+            ("RABBITMQ_NODENAME", self.record.node.clone()),
+            ("RABBITMQ_NODE_PORT", self.record.port.to_string()),
+            ("RABBITMQ_DIST_PORT", self.record.dist_port.to_string()),
             ("RABBITMQ_MNESIA_BASE", format!("{dir}/mnesia")),
             ("RABBITMQ_LOG_BASE", format!("{dir}/log")),
             (
@@ -119,24 +218,15 @@ impl PrivateBroker {
         ]
     }
 
-    fn prepare_dir(&self) -> anyhow::Result<()> {
-        for sub in ["mnesia", "log"] {
-            std::fs::create_dir_all(self.dir.join(sub))?;
+    fn prepare_dir(&self, options: &NodeOptions) -> anyhow::Result<()> {
+        let dir = &self.record.dir;
+        for sub in ["mnesia", "log", "tls"] {
+            std::fs::create_dir_all(dir.join(sub))?;
         }
-        // The machine's /etc/rabbitmq/rabbitmq.conf pins port 5672: this node gets its own.
-        std::fs::write(
-            self.dir.join("rabbitmq.conf"),
-            format!(
-                "listeners.tcp.local = 127.0.0.1:{}\nmanagement.tcp.port = {}\n",
-                self.port,
-                free_port()?
-            ),
-        )?;
-        std::fs::write(
-            self.dir.join("enabled_plugins"),
-            format!("[{}].\n", self.plugins.join(",")),
-        )?;
-        chown_tree(&self.dir, "rabbitmq")
+        let (conf, plugins) = node_files(options, &self.record, free_port()?)?;
+        std::fs::write(dir.join("rabbitmq.conf"), conf)?;
+        std::fs::write(dir.join("enabled_plugins"), plugins)?;
+        chown_tree(dir, "rabbitmq")
     }
 
     async fn boot(&self) -> anyhow::Result<()> {
@@ -150,13 +240,19 @@ impl PrivateBroker {
         if !status.success() {
             bail!(
                 "rabbitmq-server -detached failed ({status}) for node {}",
-                self.node
+                self.record.node
             );
         }
+        self.wait_ready(Duration::from_secs(90)).await
+    }
+
+    /// Waits until the node accepts an AMQP connection (after a start, or `start_app`).
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(90) {
+        let endpoints = self.endpoints();
+        while started.elapsed() < timeout {
             if let Ok(connection) =
-                connect_once(&self.url(), "private-broker-check", Duration::from_secs(2)).await
+                connect_once(&endpoints, "private-broker-check", Duration::from_secs(2)).await
             {
                 let _ = connection.close(200, "ok".into()).await;
                 return Ok(());
@@ -164,49 +260,36 @@ impl PrivateBroker {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         bail!(
-            "private RabbitMQ node {} did not accept connections on port {} within 90s; logs in {}",
-            self.node,
-            self.port,
-            self.dir.join("log").display()
+            "private RabbitMQ node {} did not accept connections on port {} within {timeout:?}; \
+             logs in {}",
+            self.record.node,
+            self.record.port,
+            self.record.dir.join("log").display()
         )
+    }
+
+    fn end(&self) {
+        let _ = self.ctl(&["stop"]);
+        if let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            // `rabbitmqctl stop` waits for the VM to exit; this only ends one that hung.
+            if nix::sys::signal::kill(pid, None).is_ok() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.record.dir);
     }
 }
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
-        let _ = self.ctl(&["stop"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.detached {
+            self.end();
+        }
     }
-}
-
-fn which_server() -> Option<PathBuf> {
-    [
-        "/usr/sbin/rabbitmq-server",
-        "/usr/local/sbin/rabbitmq-server",
-        "/usr/lib/rabbitmq/bin/rabbitmq-server",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
 }
 
 /// A port that was free a moment ago.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn chown_tree(dir: &Path, user: &str) -> anyhow::Result<()> {
-    let user = nix::unistd::User::from_name(user)?.with_context(|| {
-        format!("no `{user}` user on this machine: is rabbitmq-server installed?")
-    })?;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        std::os::unix::fs::chown(&path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path)? {
-                stack.push(entry?.path());
-            }
-        }
-    }
-    Ok(())
 }

@@ -88,8 +88,12 @@ pub struct Service {
 }
 
 /// Settings a test must not inherit from the developer's shell.
-const SCRUBBED: [&str; 14] = [
+const SCRUBBED: [&str; 18] = [
     "AMQP_URL",
+    "AMQP_URL_FILE",
+    "AMQP_CA_FILE",
+    "AMQP_CLIENT_CERT",
+    "AMQP_CLIENT_KEY",
     "QUEUE_TYPE",
     "USER_SERVICE_ADDR",
     "USER_DB",

@@ -130,7 +130,7 @@ pub async fn tally(
     timeout: Duration,
 ) -> anyhow::Result<Tally> {
     let connection =
-        events::amqp::connect_once(&system.amqp_url, "fault-tally", Duration::from_secs(10))
+        events::amqp::connect_once(&system.endpoints(), "fault-tally", Duration::from_secs(10))
             .await?;
     let channel = connection.create_channel().await?;
     let mut seen: BTreeMap<i64, usize> = BTreeMap::new();

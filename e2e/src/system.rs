@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use events::testing::unique;
+use events::{AmqpSettings, Endpoints};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::certs::Identity;
 use crate::process::{Service, Spec};
 
 /// The queue names of one system under test.
@@ -80,6 +82,10 @@ pub struct Options {
     pub with_orders: bool,
     /// Dispatcher routes poll interval (`ROUTES_POLL_INTERVAL`), if any.
     pub poll_interval: Option<String>,
+    /// `AMQP_CA_FILE` for every service and test client (an `amqps://` broker).
+    pub ca_file: Option<PathBuf>,
+    /// `AMQP_CLIENT_CERT` and `AMQP_CLIENT_KEY` for every service and test client.
+    pub client: Option<Identity>,
 }
 
 impl Default for Options {
@@ -89,6 +95,8 @@ impl Default for Options {
             rust_log: "info,dispatcher=debug".to_owned(),
             with_orders: true,
             poll_interval: None,
+            ca_file: None,
+            client: None,
         }
     }
 }
@@ -114,13 +122,41 @@ pub struct System {
     pub http: reqwest::Client,
     /// The broker the system uses.
     pub amqp_url: String,
+    /// The broker the system uses, with its TLS files.
+    pub amqp: AmqpSettings,
+}
+
+impl Options {
+    /// The broker settings every service gets.
+    pub fn amqp(&self) -> AmqpSettings {
+        AmqpSettings {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client.as_ref().map(|c| c.cert.clone()),
+            client_key: self.client.as_ref().map(|c| c.key.clone()),
+            queue_type: events::testing::queue_type(),
+            ..AmqpSettings::for_url(&self.amqp_url)
+        }
+    }
 }
 
 fn common(spec: Spec, options: &Options) -> Spec {
-    spec.env("AMQP_URL", &options.amqp_url)
-        .env("QUEUE_TYPE", events::testing::queue_type().as_str())
+    let amqp = options.amqp();
+    let mut spec = spec
+        .env("AMQP_URL", &amqp.url)
+        .env("QUEUE_TYPE", amqp.queue_type.as_str())
         .env("RUST_LOG", &options.rust_log)
-        .env("LOG_FORMAT", "json")
+        .env("LOG_FORMAT", "json");
+    let files = [
+        ("AMQP_CA_FILE", &amqp.ca_file),
+        ("AMQP_CLIENT_CERT", &amqp.client_cert),
+        ("AMQP_CLIENT_KEY", &amqp.client_key),
+    ];
+    for (name, file) in files {
+        if let Some(file) = file {
+            spec = spec.env(name, file.display().to_string());
+        }
+    }
+    spec
 }
 
 impl System {
@@ -162,6 +198,7 @@ impl System {
                 .timeout(Duration::from_secs(10))
                 .build()?,
             amqp_url: options.amqp_url.clone(),
+            amqp: options.amqp(),
         };
         system.wait_ready(&system.dispatcher.url("/readyz")).await?;
         system.wait_ready(&system.users.url("/readyz")).await?;
@@ -179,6 +216,11 @@ impl System {
         self.wait_ready(&orders.url("/readyz")).await?;
         self.orders = Some(orders);
         Ok(())
+    }
+
+    /// Endpoints for a test client of the system's broker (its TLS files included).
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints::from(&self.amqp)
     }
 
     /// The running order-service.
@@ -244,7 +286,7 @@ impl System {
         }
         self.users.stop().await?;
         self.dispatcher.stop().await?;
-        delete_queues(&self.amqp_url, &self.queues).await
+        delete_queues(&self.endpoints(), &self.queues).await
     }
 }
 
@@ -256,20 +298,20 @@ impl Drop for System {
         if !std::thread::panicking() {
             return;
         }
-        let (url, queues) = (self.amqp_url.clone(), self.queues.clone());
+        let (endpoints, queues) = (self.endpoints(), self.queues.clone());
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(delete_queues(&url, &queues))
+            runtime.block_on(delete_queues(&endpoints, &queues))
         });
         let _ = cleanup.join();
     }
 }
 
-async fn delete_queues(url: &str, queues: &Queues) -> anyhow::Result<()> {
+async fn delete_queues(endpoints: &Endpoints, queues: &Queues) -> anyhow::Result<()> {
     let connection =
-        events::amqp::connect_once(url, "e2e-cleanup", Duration::from_secs(10)).await?;
+        events::amqp::connect_once(endpoints, "e2e-cleanup", Duration::from_secs(10)).await?;
     let names = queues.all();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     events::testing::delete_queues(&connection, &refs).await;

@@ -28,6 +28,7 @@ fn options() -> Options {
     let amqp = AmqpSettings {
         url: amqp_url(),
         queue_type: queue_type(),
+        ..AmqpSettings::default()
     };
     Options {
         prefix: unique("e2e"),

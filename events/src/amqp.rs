@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
@@ -12,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::defaults::DEAD_SUFFIX;
-use crate::settings::{QueueType, redact_url};
+use crate::endpoints::{Endpoints, EndpointsError, Node};
+use crate::settings::QueueType;
+use crate::tls;
 
 /// AMQP delivery mode of a persistent message.
 pub const PERSISTENT: u8 = 2;
@@ -25,7 +28,7 @@ pub const DELIVERY_LIMIT: i64 = 20;
 /// Bound on one connection attempt (TCP + AMQP handshake).
 pub const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why connecting failed.
+/// Why connecting failed. Every URL in it has its password redacted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The attempt did not finish in time.
@@ -44,26 +47,93 @@ pub enum ConnectError {
         /// What lapin reported.
         source: lapin::Error,
     },
+    /// The TLS handshake failed; `reason` says what failed and what to do.
+    #[error("connecting to {url}: {reason}")]
+    Tls {
+        /// The broker URL, password redacted.
+        url: String,
+        /// One line: what failed, and what to do about it.
+        reason: String,
+    },
+    /// Every node of a several-node list failed (each failure in order).
+    #[error("no broker node answered: {}", join(.0))]
+    AllNodes(Vec<ConnectError>),
+    /// The broker settings cannot be used (bad URL, unreadable file).
+    #[error(transparent)]
+    Settings(#[from] EndpointsError),
     /// Shutdown was requested while retrying.
     #[error("shutdown requested while connecting to the broker")]
     Cancelled,
 }
 
-/// One connection attempt, bounded by `timeout`. `name` shows in the management UI.
+fn join(errors: &[ConnectError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One connection attempt per node, in turn, each bounded by `timeout`, until one
+/// answers. `name` shows in the management UI, and [`Endpoints::node_of`] tells which
+/// node it reached.
 pub async fn connect_once(
-    url: &str,
+    endpoints: &Endpoints,
+    name: &str,
+    timeout: Duration,
+) -> Result<Connection, ConnectError> {
+    let nodes = endpoints.nodes()?;
+    let tls = endpoints.tls()?;
+    let mut failures = Vec::new();
+    for index in endpoints.order(nodes.len()) {
+        let node = &nodes[index];
+        match connect_node(node, &tls, name, timeout).await {
+            Ok(connection) => {
+                endpoints.reached_node(name, index, node);
+                return Ok(connection);
+            }
+            Err(error) => {
+                if nodes.len() > 1 {
+                    tracing::debug!(node = node.shown(), %error, "broker node not reachable, trying the next");
+                }
+                failures.push(error);
+            }
+        }
+    }
+    Err(match failures.len() {
+        1 => failures.remove(0),
+        _ => ConnectError::AllNodes(failures),
+    })
+}
+
+/// One attempt at one node.
+async fn connect_node(
+    node: &Node,
+    tls: &OwnedTLSConfig,
     name: &str,
     timeout: Duration,
 ) -> Result<Connection, ConnectError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(timeout, Connection::connect(url, properties)).await {
+    let runtime = lapin::runtime::default_runtime().map_err(|source| ConnectError::Amqp {
+        url: node.shown().to_owned(),
+        source,
+    })?;
+    let attempt =
+        Connection::connect_with_config(node.secret_url(), properties, tls.clone(), runtime);
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(source)) => Err(ConnectError::Amqp {
-            url: redact_url(url),
-            source,
+        Ok(Err(source)) => Err(match tls::diagnose(&source, node, tls) {
+            Some(reason) => ConnectError::Tls {
+                url: node.shown().to_owned(),
+                reason,
+            },
+            None => ConnectError::Amqp {
+                url: node.shown().to_owned(),
+                source,
+            },
         }),
         Err(_) => Err(ConnectError::Timeout {
-            url: redact_url(url),
+            url: node.shown().to_owned(),
             timeout,
         }),
     }
@@ -72,7 +142,7 @@ pub async fn connect_once(
 /// Connects, retrying with a [`Backoff`] (each attempt bounded by
 /// [`CONNECT_ATTEMPT_TIMEOUT`], each failure logged) until it succeeds or `cancel` fires.
 pub async fn connect(
-    url: &str,
+    endpoints: &Endpoints,
     name: &str,
     cancel: &CancellationToken,
 ) -> Result<Connection, ConnectError> {
@@ -82,11 +152,12 @@ pub async fn connect(
         attempt += 1;
         let result = tokio::select! {
             () = cancel.cancelled() => return Err(ConnectError::Cancelled),
-            result = connect_once(url, name, CONNECT_ATTEMPT_TIMEOUT) => result,
+            result = connect_once(endpoints, name, CONNECT_ATTEMPT_TIMEOUT) => result,
         };
         match result {
             Ok(connection) => {
-                tracing::info!(url = %redact_url(url), attempt, "connected to broker");
+                let node = endpoints.node_of(name).unwrap_or_default();
+                tracing::info!(%node, connection = name, attempt, "connected to broker");
                 return Ok(connection);
             }
             Err(error) => tracing::warn!(%error, attempt, "broker not reachable, retrying"),

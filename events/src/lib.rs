@@ -4,8 +4,9 @@
 //!   binary mode) with a precise error for every way an input can be bad.
 //! - [`amqp`]: connect with retry, declare queues the one shared way, publish with
 //!   confirms; [`backoff`]: the one reconnect schedule and its reset rule.
-//! - [`settings`]: `AMQP_URL` and `QUEUE_TYPE`, shared by every binary; [`duration`]: the
-//!   one grammar of every duration setting.
+//! - [`settings`]: `AMQP_URL`, the TLS files and `QUEUE_TYPE`, shared by every binary;
+//!   [`endpoints`]: the broker nodes they name, tried in turn; [`tls`]: `amqps://`;
+//!   [`duration`]: the one grammar of every duration setting.
 //! - [`trace`]: the W3C `traceparent` carried from an HTTP request into events.
 //! - [`telemetry`], [`shutdown`], [`http`]: logging, stop signal, HTTP plumbing.
 //!
@@ -15,16 +16,19 @@ pub mod amqp;
 pub mod backoff;
 pub mod defaults;
 pub mod duration;
+pub mod endpoints;
 pub mod envelope;
 pub mod http;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use endpoints::Endpoints;
 pub use envelope::{CloudEvent, EnvelopeError};
 pub use lapin;
 pub use settings::{AmqpSettings, QueueType};

@@ -17,7 +17,8 @@ use lapin::{Channel, Connection};
 
 use crate::amqp::{connect_once, dead_letter_queue};
 use crate::defaults;
-use crate::settings::{QueueType, redact_url};
+use crate::endpoints::Endpoints;
+use crate::settings::{QueueType, redact_urls};
 
 /// `AMQP_URL`, or the default local broker.
 pub fn amqp_url() -> String {
@@ -35,10 +36,13 @@ pub fn queue_type() -> QueueType {
         .unwrap_or_default()
 }
 
-/// A connection to the test broker, or a panic that says how to start one.
+/// A connection to the test broker (`AMQP_URL` and the TLS files of the environment),
+/// or a panic that says how to start one.
 pub async fn broker() -> Connection {
     let url = amqp_url();
-    match connect_once(&url, "integration-test", Duration::from_secs(10)).await {
+    let endpoints = Endpoints::from_env()
+        .unwrap_or_else(|error| panic!("the broker settings of the environment: {error}"));
+    match connect_once(&endpoints, "integration-test", Duration::from_secs(10)).await {
         Ok(connection) => connection,
         Err(error) => panic!(
             "RabbitMQ is not reachable at {} ({error}).\n\
@@ -46,7 +50,7 @@ pub async fn broker() -> Connection {
              (or `rabbitmq-server -detached`, or \
              `docker compose -f docker-compose.local.yml up -d rabbitmq`), \
              or point AMQP_URL at one.",
-            redact_url(&url)
+            redact_urls(&url)
         ),
     }
 }

@@ -170,7 +170,7 @@ async fn a_publish_to_an_exchange_with_no_binding_is_returned() {
 #[tokio::test]
 async fn connecting_to_a_closed_port_fails_with_the_password_redacted() {
     let err = amqp::connect_once(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &"amqp://guest:guest@127.0.0.1:1/%2f".into(),
         "test",
         Duration::from_secs(3),
     )
@@ -183,6 +183,71 @@ async fn connecting_to_a_closed_port_fails_with_the_password_redacted() {
 }
 
 #[tokio::test]
+async fn a_list_of_urls_skips_a_dead_node_and_names_the_node_it_reached() {
+    let live = events::testing::amqp_url();
+    let settings = events::AmqpSettings {
+        url: format!("amqp://guest:guest@127.0.0.1:1/%2f,{live}"),
+        ..events::AmqpSettings::from_env().unwrap()
+    };
+    let endpoints = events::Endpoints::new(&settings).unwrap();
+    let connection = amqp::connect_once(&endpoints, "two-nodes", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(connection.status().connected());
+    assert_eq!(
+        endpoints.node_of("two-nodes"),
+        Some(events::settings::redact_url(&live))
+    );
+    connection.close(200, "ok".into()).await.unwrap();
+}
+
+#[tokio::test]
+async fn each_new_connection_starts_at_the_node_after_the_one_reached_last() {
+    // The shared broker under two URLs (differing only in a harmless option) stands for
+    // two nodes.
+    let url = events::testing::amqp_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url_a = format!("{url}{separator}heartbeat=60");
+    let url_b = format!("{url}{separator}heartbeat=59");
+    let settings = events::AmqpSettings {
+        url: format!("{url_a},{url_b}"),
+        ..events::AmqpSettings::from_env().unwrap()
+    };
+    let endpoints = events::Endpoints::new(&settings).unwrap();
+    let mut reached = Vec::new();
+    for name in ["first", "second", "third"] {
+        let connection = amqp::connect_once(&endpoints, name, Duration::from_secs(5))
+            .await
+            .unwrap();
+        reached.push(endpoints.node_of(name).unwrap());
+        connection.close(200, "ok".into()).await.unwrap();
+    }
+    let (a, b) = (
+        events::settings::redact_url(&url_a),
+        events::settings::redact_url(&url_b),
+    );
+    assert_eq!(reached, [a.clone(), b, a]);
+}
+
+#[tokio::test]
+async fn when_every_node_fails_each_is_named_without_its_password() {
+    let endpoints = events::Endpoints::from(
+        "amqp://u:Pw-Both-Dead-31@127.0.0.1:1/%2f,amqp://u:Pw-Both-Dead-31@127.0.0.1:2/%2f",
+    );
+    let err = amqp::connect_once(&endpoints, "dead", Duration::from_secs(3))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("no broker node answered"), "{err}");
+    assert!(
+        err.contains("u:***@127.0.0.1:1") && err.contains("u:***@127.0.0.1:2"),
+        "{err}"
+    );
+    assert!(!err.contains("Pw-Both-Dead-31"), "{err}");
+    assert_eq!(endpoints.node_of("dead"), None);
+}
+
+#[tokio::test]
 async fn connect_with_retry_stops_when_cancelled() {
     let cancel = CancellationToken::new();
     let stopper = cancel.clone();
@@ -190,8 +255,12 @@ async fn connect_with_retry_stops_when_cancelled() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         stopper.cancel();
     });
-    let err = amqp::connect("amqp://guest:guest@127.0.0.1:1/%2f", "test", &cancel)
-        .await
-        .unwrap_err();
+    let err = amqp::connect(
+        &"amqp://guest:guest@127.0.0.1:1/%2f".into(),
+        "test",
+        &cancel,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, amqp::ConnectError::Cancelled), "{err}");
 }

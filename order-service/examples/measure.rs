@@ -96,6 +96,7 @@ async fn main() {
     let mut settings = Settings::defaults_with(AmqpSettings {
         url: amqp_url(),
         queue_type: queue_type(),
+        ..AmqpSettings::default()
     });
     settings.db = dir.path().join("orders.db");
     settings.queue.clone_from(&queue);

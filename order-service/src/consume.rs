@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use events::AmqpSettings;
 use events::amqp::{self, ConnectError, PublishError, Publisher, declare_queue};
 use events::backoff::Backoff;
+use events::{AmqpSettings, Endpoints};
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
@@ -76,9 +76,10 @@ impl EventConsumer {
     /// is lost; `Err` only if the database writer stopped.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WriteError> {
         let mut backoff = Backoff::new();
+        let endpoints = Endpoints::from(&self.settings.amqp);
         loop {
             backoff.session_started();
-            let url = &self.settings.amqp.url;
+            let url = &endpoints;
             let name = format!("order-service {}", self.settings.queue);
             let ended = match amqp::connect(url, &name, &shutdown).await {
                 Ok(connection) => self.connected(&connection, &shutdown).await,

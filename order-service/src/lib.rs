@@ -56,6 +56,7 @@ pub async fn serve(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    events::Endpoints::new(&settings.amqp).context("the broker settings")?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let observer = HttpObserver::register(&mut registry);

@@ -51,6 +51,7 @@ pub async fn serve(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    events::Endpoints::new(&settings.amqp).context("the broker settings")?;
     let mut registry = Registry::default();
     let observer = HttpObserver::register(&mut registry);
     let metrics = Metrics::register(&mut registry);

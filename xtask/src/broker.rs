@@ -6,32 +6,35 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use events::Endpoints;
 use events::amqp::connect_once;
-use events::settings::{AmqpSettings, redact_url};
+use events::settings::AmqpSettings;
 
 use crate::workspace::{self, run, succeeds, which};
 
 /// How long a freshly started broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Ensures the broker answers; returns its URL.
+/// Ensures the broker answers (at any node of `AMQP_URL`, with the TLS files of the
+/// environment); returns its URL list.
 pub fn ensure() -> anyhow::Result<String> {
     let settings = AmqpSettings::from_env()?;
+    let endpoints = Endpoints::new(&settings)?;
     let url = settings.url;
-    let shown = redact_url(&url);
-    if reachable(&url, Duration::from_secs(5))? {
+    let shown = endpoints.shown();
+    if reachable(&endpoints, Duration::from_secs(5))? {
         println!("broker: RabbitMQ answers at {shown}");
         return Ok(url);
     }
     println!("broker: nothing answers at {shown}");
-    if !is_local(&url) {
+    if !endpoints.nodes()?.iter().all(|node| is_local(node.shown())) {
         bail!(
             "the broker at {shown} is not reachable, and it is not on this machine, so it \
              cannot be started from here: start it, or unset AMQP_URL to use a local one"
         );
     }
     start_local()?;
-    wait_until_reachable(&url)?;
+    wait_until_reachable(&endpoints)?;
     println!("broker: RabbitMQ answers at {shown}");
     Ok(url)
 }
@@ -101,10 +104,10 @@ fn install_with_apt() -> anyhow::Result<()> {
     )
 }
 
-fn wait_until_reachable(url: &str) -> anyhow::Result<()> {
+fn wait_until_reachable(endpoints: &Endpoints) -> anyhow::Result<()> {
     let started = Instant::now();
     while started.elapsed() < START_TIMEOUT {
-        if reachable(url, Duration::from_secs(5))? {
+        if reachable(endpoints, Duration::from_secs(5))? {
             println!(
                 "broker: ready after {:.1}s",
                 started.elapsed().as_secs_f64()
@@ -116,18 +119,18 @@ fn wait_until_reachable(url: &str) -> anyhow::Result<()> {
     bail!(
         "RabbitMQ was started but does not accept connections at {} after {}s; \
          see its logs (/var/log/rabbitmq/ or `docker compose logs rabbitmq`)",
-        redact_url(url),
+        endpoints.shown(),
         START_TIMEOUT.as_secs()
     )
 }
 
-/// Whether a full AMQP connection (handshake and login) succeeds.
-pub fn reachable(url: &str, timeout: Duration) -> anyhow::Result<bool> {
+/// Whether a full AMQP connection (handshake and login) succeeds at one of the nodes.
+pub fn reachable(endpoints: &Endpoints, timeout: Duration) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     Ok(runtime.block_on(async {
-        match connect_once(url, "xtask-broker-check", timeout).await {
+        match connect_once(endpoints, "xtask-broker-check", timeout).await {
             Ok(connection) => {
                 let _ = connection.close(200, "ok".into()).await;
                 true

@@ -6,9 +6,11 @@
 //! - `demo`: one user's journey through the system, timed; or a pattern of `examples/`.
 //! - `bench`: the benchmarks, each figure against its peer in the same run.
 //! - `faults`: the fault suite (nothing lost under broker loss, kills, bad input…).
+//! - `cluster`: a three-node RabbitMQ cluster on this machine (`up`, `down`, `status`).
 
 mod bench;
 mod broker;
+mod cluster;
 mod demo;
 mod faults;
 mod test;
@@ -48,6 +50,9 @@ enum Command {
     /// The fault suite: broker loss, killed processes, reload storms, bad input; counts
     /// lost (must be 0) and duplicated events per scenario.
     Faults(faults::FaultsArgs),
+    /// A three-node RabbitMQ cluster on this machine, from private nodes on their own
+    /// ports: `up` (prints the AMQP_URL to use), `down`, `status`.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Faults(args) => faults::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

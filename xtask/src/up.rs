@@ -1,7 +1,8 @@
 //! `cargo xtask up`: the whole system in one terminal. Ensures the broker, builds the
 //! three services, runs them with their logs interleaved behind a coloured `[service]`
 //! prefix, waits until each answers `/readyz`, prints where to go, and stops them all
-//! cleanly on Ctrl-C. If one dies, it says which and why, and stops the others.
+//! cleanly on Ctrl-C. If one dies, it says which and why, and stops the others. With
+//! `--cluster`, on the three-node cluster of `cargo xtask cluster`.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -16,8 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use crate::broker;
 use crate::workspace::{build_services, root, run as run_step, target_dir};
+use crate::{broker, cluster};
 
 /// Options of `cargo xtask up`.
 #[derive(Debug, clap::Args)]
@@ -28,6 +29,10 @@ pub struct UpArgs {
     /// How long to wait for every service to be ready, in seconds.
     #[arg(long, default_value_t = 90)]
     ready_timeout: u64,
+    /// Run on the three-node cluster of `cargo xtask cluster` (started if it is not
+    /// up), with AMQP_URL listing its nodes, instead of the broker at AMQP_URL.
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// One service of the system.
@@ -65,13 +70,21 @@ pub fn services() -> Vec<Service> {
 
 /// Runs the system until Ctrl-C (exit 0) or until a service dies (exit 1).
 pub fn run(args: &UpArgs) -> anyhow::Result<()> {
-    broker::ensure()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut env = Vec::new();
+    if args.cluster {
+        let url = runtime.block_on(cluster::up(&cluster::default_dir()))?;
+        println!("cluster: the services use AMQP_URL={url}");
+        env.push(("AMQP_URL", url));
+    } else {
+        broker::ensure()?;
+    }
     build(args.release)?;
     std::fs::create_dir_all(root().join("data")).context("cannot create data/")?;
-    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(supervise(
         services(),
         args.release,
+        &env,
         Duration::from_secs(args.ready_timeout),
     ))
 }
@@ -104,11 +117,20 @@ pub struct Fleet {
 impl Fleet {
     /// Spawns every service from the `release` or debug build.
     pub fn start(services: &[Service], release: bool) -> anyhow::Result<Self> {
+        Self::start_with(services, release, &[])
+    }
+
+    /// [`Fleet::start`], with `env` set for every service.
+    pub fn start_with(
+        services: &[Service],
+        release: bool,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let bin_dir = target_dir().join(if release { "release" } else { "debug" });
         let (exits, exited) = mpsc::unbounded_channel::<(usize, String)>();
         let mut running = Vec::new();
         for (index, service) in services.iter().enumerate() {
-            let child = spawn(&bin_dir, service)?;
+            let child = spawn(&bin_dir, service, env)?;
             running.push(watch(index, service.clone(), child, exits.clone()));
         }
         Ok(Self { running, exited })
@@ -128,6 +150,7 @@ impl Fleet {
 async fn supervise(
     services: Vec<Service>,
     release: bool,
+    env: &[(&str, String)],
     ready_timeout: Duration,
 ) -> anyhow::Result<()> {
     for service in &services {
@@ -138,7 +161,7 @@ async fn supervise(
             );
         }
     }
-    let mut fleet = Fleet::start(&services, release)?;
+    let mut fleet = Fleet::start_with(&services, release, env)?;
     let ready = wait_all_ready(&services, ready_timeout);
     tokio::pin!(ready);
     let mut announced = false;
@@ -176,9 +199,14 @@ async fn supervise(
     }
 }
 
-fn spawn(bin_dir: &std::path::Path, service: &Service) -> anyhow::Result<Child> {
+fn spawn(
+    bin_dir: &std::path::Path,
+    service: &Service,
+    env: &[(&str, String)],
+) -> anyhow::Result<Child> {
     let path = bin_dir.join(service.name);
     Command::new(&path)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -62,7 +62,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 
 /// One session: `Ok` on shutdown, `Err` when the broker failed us.
 async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-    let url = &shared.settings.amqp.url;
+    let url = &shared.endpoints;
     let consume_name = format!("{} consume", shared.instance);
     let Some(consume) = connected(connect(url, &consume_name, shutdown).await)? else {
         return Ok(());

@@ -24,6 +24,7 @@ fn options(broker: &PrivateBroker) -> Options {
         rust_log: "info".to_owned(),
         with_orders: true,
         poll_interval: None,
+        ..Options::default()
     }
 }
 
@@ -51,8 +52,12 @@ fn good_event(id: i64) -> CloudEvent {
 /// Bad and good messages interleaved into the dispatch queue.
 pub async fn dispatcher_bad_input(broker: &PrivateBroker, scale: Scale) -> anyhow::Result<Row> {
     let system = System::start(options(broker)).await?;
-    let connection =
-        connect_once(&broker.url(), "fault-bad-input", Duration::from_secs(10)).await?;
+    let connection = connect_once(
+        &broker.endpoints(),
+        "fault-bad-input",
+        Duration::from_secs(10),
+    )
+    .await?;
     let publisher = Publisher::new(&connection).await?;
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let mut good = BTreeSet::new();
@@ -118,7 +123,8 @@ pub async fn dispatcher_bad_input(broker: &PrivateBroker, scale: Scale) -> anyho
 
 /// Waits for `expected` dead letters; returns (count, how many carry a reason header).
 async fn count_dead_letters(system: &System, expected: usize) -> anyhow::Result<(usize, usize)> {
-    let connection = connect_once(&system.amqp_url, "fault-dead", Duration::from_secs(10)).await?;
+    let connection =
+        connect_once(&system.endpoints(), "fault-dead", Duration::from_secs(10)).await?;
     let channel = connection.create_channel().await?;
     let (mut count, mut with_reason) = (0, 0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -192,8 +192,12 @@ async fn slow_consumer(system: &mut System, broker: &PrivateBroker) -> anyhow::R
         .as_ref()
         .context("order-service not running")?;
     orders.signal(Signal::SIGSTOP)?;
-    let connection =
-        events::amqp::connect_once(&broker.url(), "fault-backlog", Duration::from_secs(10)).await?;
+    let connection = events::amqp::connect_once(
+        &broker.endpoints(),
+        "fault-backlog",
+        Duration::from_secs(10),
+    )
+    .await?;
     let mut backlog = 0;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(250)).await;

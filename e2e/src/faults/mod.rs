@@ -116,6 +116,7 @@ pub async fn run(broker: &PrivateBroker, fault: Fault, scale: Scale) -> anyhow::
         rust_log: "info".to_owned(),
         with_orders: true,
         poll_interval: None,
+        ..Options::default()
     };
     let mut system = System::start(options).await?;
     let producer = Producer::start(system.http.clone(), system.users.url(""), scale.rate);

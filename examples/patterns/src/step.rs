@@ -6,8 +6,8 @@
 use std::future::Future;
 
 use anyhow::Context;
-use events::backoff::Backoff;
 use events::amqp::{self, ConnectError, PublishError, Publisher, declare_queue};
+use events::backoff::Backoff;
 use events::{AmqpSettings, CloudEvent, EnvelopeError};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -102,10 +102,11 @@ pub async fn run(
     mut step: impl Step,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let endpoints = events::Endpoints::new(&args.amqp).context("the broker settings")?;
     let mut backoff = Backoff::new();
     loop {
         backoff.session_started();
-        let connection = match amqp::connect(&args.amqp.url, name, &shutdown).await {
+        let connection = match amqp::connect(&endpoints, name, &shutdown).await {
             Ok(connection) => connection,
             Err(ConnectError::Cancelled) => return Ok(()),
             Err(error) => return Err(error.into()),
@@ -113,7 +114,10 @@ pub async fn run(
         let ended = session(&connection, args, &mut step, &shutdown).await;
         let _ = connection.close(200, "stopping".into()).await;
         if let Err(error) = ended {
-            tracing::warn!(error = format!("{error:#}"), "lost the broker, reconnecting");
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "lost the broker, reconnecting"
+            );
             if backoff.sleep(&shutdown).await {
                 continue;
             }

@@ -68,6 +68,7 @@ impl Service {
         let mut settings = Settings::defaults_with(AmqpSettings {
             url: amqp_url(),
             queue_type: queue_type(),
+            ..AmqpSettings::default()
         });
         settings.addr = addr.to_string();
         settings.db = db.to_owned();

@@ -10,9 +10,9 @@ mod publish;
 
 use std::time::Duration;
 
-use events::AmqpSettings;
 use events::amqp::{self, PublishError, Publisher};
 use events::backoff::Backoff;
+use events::{AmqpSettings, Endpoints};
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 
@@ -58,9 +58,10 @@ pub async fn relay(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new();
+    let endpoints = Endpoints::from(&settings.amqp);
     loop {
         backoff.session_started();
-        let Some(connection) = connect(&settings, &shutdown).await else {
+        let Some(connection) = connect(&endpoints, &shutdown).await else {
             return;
         };
         let result = session(&store, &connection, &settings, &metrics, &shutdown).await;
@@ -78,8 +79,8 @@ pub async fn relay(
 }
 
 /// Connects, retrying until it works or shutdown (`None`).
-async fn connect(settings: &RelaySettings, shutdown: &CancellationToken) -> Option<Connection> {
-    amqp::connect(&settings.amqp.url, "user-service outbox", shutdown)
+async fn connect(endpoints: &Endpoints, shutdown: &CancellationToken) -> Option<Connection> {
+    amqp::connect(endpoints, "user-service outbox", shutdown)
         .await
         .ok()
 }

@@ -33,6 +33,7 @@ pub fn settings(dir: &Path, queue: &str, amqp_url: &str) -> Settings {
         amqp: AmqpSettings {
             url: amqp_url.to_owned(),
             queue_type: events::testing::queue_type(),
+            ..AmqpSettings::default()
         },
         ..Settings::with_db(dir.join("users.db"))
     }

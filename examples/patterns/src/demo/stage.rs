@@ -131,8 +131,9 @@ pub async fn with_stage<T>(
     journey: impl AsyncFnOnce(&mut Stage) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let names = Names::new(&options.prefix, demo);
+    let endpoints = events::Endpoints::new(&options.amqp).context("the broker settings")?;
     let connection = connect_once(
-        &options.amqp.url,
+        &endpoints,
         &format!("demo {}", demo.name()),
         Duration::from_secs(10),
     )
