@@ -6,7 +6,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::event::EventDoc;
-use super::pattern::{self, EventMatcher};
 use super::table::{RoutingTable, Target};
 
 /// One route's verdict for one event.
@@ -48,7 +47,6 @@ pub struct Explanation {
 impl RoutingTable {
     /// Evaluates every route against the event, without the index.
     pub fn explain(&self, event_type: &str, event: &EventDoc<'_>) -> Explanation {
-        let words: Vec<&str> = event_type.split('.').collect();
         let mut routes = Vec::with_capacity(self.routes.len());
         let mut targets = Vec::new();
         let mut stopped_by: Option<&str> = None;
@@ -57,10 +55,7 @@ impl RoutingTable {
                 Verdict::SkippedAfterFinal {
                     after: after.to_owned(),
                 }
-            } else if !route.matchers.iter().any(|m| match m {
-                EventMatcher::Exact(ty) => ty == event_type,
-                EventMatcher::Pattern(p) => pattern::matches(p, &words),
-            }) {
+            } else if !route.matchers.iter().any(|m| m.matches(event_type)) {
                 Verdict::TypeMismatch
             } else if let Some(failed) = route.conditions.iter().find(|c| !c.holds(event)) {
                 Verdict::ConditionFailed {

@@ -11,6 +11,7 @@ pub mod explain;
 pub mod file;
 pub mod pattern;
 pub mod table;
+pub mod trie;
 
 pub use error::{RouteError, RouteErrors};
 pub use event::EventDoc;
