@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod explain;
 pub mod file;
+mod members;
 pub mod pattern;
 pub mod table;
 pub mod trie;
@@ -40,5 +41,7 @@ pub fn load(file_name: &str, text: &str) -> Result<RoutingTable, RouteErrors> {
     }
 }
 
+#[cfg(test)]
+mod reading_tests;
 #[cfg(test)]
 mod tests;
