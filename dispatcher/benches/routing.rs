@@ -1,14 +1,20 @@
 //! Routing cost (issue 7, item 2): match time per event for 1, 100 and 10,000 routes
 //! with exact types, topic patterns and `where` filters, and the compile time of a
-//! 10,000-route table. Run with `cargo bench -p dispatcher --bench routing`.
+//! 10,000-route table. Issue 13: long types against patterns with several `#`, at the
+//! type limit through the whole reader and, beyond it, on the trie alone (linear, not
+//! quadratic, in the number of words). Run with
+//! `cargo bench -p dispatcher --bench routing`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use dispatcher::routes::event::Incoming;
+use dispatcher::routes::pattern::{EventMatcher, parse};
+use dispatcher::routes::trie::TopicTrie;
 use dispatcher::routes::{EventDoc, RoutingTable, load};
-use events::envelope::event_type;
+use events::envelope::MAX_TYPE_BYTES;
 use lapin::BasicProperties;
 
 const SIZES: [usize; 3] = [1, 100, 10_000];
@@ -61,11 +67,65 @@ fn properties() -> BasicProperties {
 /// What the forwarder does per message: read the type, route, read the body only
 /// when a candidate route has a `where`.
 fn route_one(table: &RoutingTable, props: &BasicProperties, body: &[u8]) -> usize {
-    let ty = event_type(props, body).unwrap();
+    let incoming = Incoming::read(props, body).unwrap();
     let decision = table
-        .route(&ty, || EventDoc::from_amqp(props, body))
+        .route(&incoming.event_type, || incoming.doc.read())
         .unwrap();
     decision.targets.len()
+}
+
+/// Patterns with several `#`, the shape that made matching quadratic.
+const HASHES: [&str; 4] = ["#.x.#", "#.a.#.b.#", "#.x.#.x.#.x.#", "*.#.y"];
+
+fn hash_table() -> String {
+    HASHES
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("[[route]]\nname = \"h{i}\"\nevent = \"{p}\"\nto = [\"q\"]\n"))
+        .collect()
+}
+
+/// `words` words `x`, then `y`.
+fn long_type(words: usize) -> String {
+    let mut ty = vec!["x"; words - 1].join(".");
+    ty.push_str(".y");
+    ty
+}
+
+fn bench_long_types(c: &mut Criterion) {
+    let props = properties();
+    let table = load("bench.toml", &hash_table()).unwrap();
+    // The longest type the reader accepts: 128 words in 255 bytes.
+    let at_limit = long_type(MAX_TYPE_BYTES / 2 + 1);
+    assert!(at_limit.len() <= MAX_TYPE_BYTES);
+    let body = body(&at_limit);
+    assert_eq!(route_one(&table, &props, &body), 1);
+    c.bench_function("match/hashes/type_at_limit", |b| {
+        b.iter(|| route_one(black_box(&table), &props, black_box(&body)));
+    });
+    // Beyond the limit the reader refuses the type before matching: the trie alone,
+    // to show that its cost grows with the words, not their square.
+    let mut trie = TopicTrie::default();
+    for (i, p) in HASHES.iter().enumerate() {
+        let Ok(EventMatcher::Pattern(words)) = parse(p) else {
+            panic!("{p} is a pattern");
+        };
+        trie.insert(&words, i);
+    }
+    let mut group = c.benchmark_group("trie/hashes");
+    group.sample_size(10);
+    for words in [1_000, 10_000, 50_000] {
+        let ty = long_type(words);
+        group.bench_with_input(BenchmarkId::from_parameter(words), &ty, |b, ty| {
+            let mut out = Vec::new();
+            b.iter(|| {
+                out.clear();
+                trie.collect(black_box(ty), &mut out);
+                out.len()
+            });
+        });
+    }
+    group.finish();
 }
 
 /// Name, table builder, the event type of route 0 (`0` is replaced by the last index).
@@ -114,5 +174,5 @@ fn bench_compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_matching, bench_compile);
+criterion_group!(benches, bench_matching, bench_long_types, bench_compile);
 criterion_main!(benches);

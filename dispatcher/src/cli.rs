@@ -12,7 +12,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::Value;
 
-use crate::routes::{self, EventDoc, Explanation, RoutingTable, Verdict};
+use crate::routes::{self, Explanation, RoutingTable, Verdict};
 use crate::settings::Settings;
 
 /// `dispatcher`: routes events from one queue to many by a hot-reloaded routes.toml.
@@ -158,11 +158,12 @@ fn try_explain(args: &[String], headers: &[(String, String)]) -> anyhow::Result<
     let properties = BasicProperties::default()
         .with_content_type(events::envelope::CONTENT_TYPE.into())
         .with_headers(table_headers);
-    let event_type = events::envelope::event_type(&properties, &body)
-        .map_err(|e| anyhow::anyhow!("the event cannot be read ({}): {e}", e.reason()))?;
-    let doc = EventDoc::from_amqp(&properties, &body)
-        .map_err(|e| anyhow::anyhow!("the event cannot be read ({}): {e}", e.reason()))?;
-    Ok(table.explain(&event_type, &doc))
+    table.explain_message(&properties, &body).map_err(|e| {
+        anyhow::anyhow!(
+            "the event cannot be read, the dispatcher dead-letters it ({}): {e}",
+            e.reason()
+        )
+    })
 }
 
 /// The human form: one line per route, then the targets.

@@ -1,7 +1,9 @@
 //! The envelope of docs/architecture.md (CloudEvents 1.0): build, serialize, read it back from an
 //! AMQP message in structured mode (the event is the JSON body) or binary mode (the
-//! attributes are AMQP properties / `cloudEvents_*` headers and the body is the data).
+//! attributes are AMQP properties / `cloudEvents_*`, `ce-*` or `ce_*` headers and the
+//! body is the data).
 //!
+//! A JSON body is read as I-JSON ([`json_text`]): UTF-8, and no repeated member names.
 //! Reading never panics: every way an input can be bad is an [`EnvelopeError`] variant
 //! with a message a person understands and a short [`EnvelopeError::reason`] code for
 //! metrics and dead-letter headers.
@@ -17,6 +19,10 @@ use serde_json::{Map, Value};
 
 use crate::trace::{TRACEPARENT_HEADER, TraceParent};
 
+mod json_text;
+
+pub use json_text::{json_text, unique_members, utf8_text};
+
 /// The only CloudEvents version this system speaks.
 pub const SPEC_VERSION: &str = "1.0";
 /// AMQP `content_type` of a structured-mode event.
@@ -24,9 +30,22 @@ pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 /// `datacontenttype` of the events we emit.
 pub const DATA_CONTENT_TYPE: &str = "application/json";
 
-/// Header prefixes of binary-mode attributes: `cloudEvents_` (AMQP 0-9-1 binding) and
-/// `cloudEvents:` (the AMQP 1.0 spelling, seen when messages cross a bridge).
-const BINARY_PREFIXES: [&str; 2] = ["cloudEvents_", "cloudEvents:"];
+/// Header prefixes of binary-mode attributes, in order of precedence, each matched
+/// without regard to ASCII case: `cloudEvents_` (the AMQP binding), `cloudEvents:` (its
+/// AMQP 1.0 spelling, seen when messages cross a bridge), `ce_` (the Kafka binding, as
+/// Kafka-to-AMQP bridges and the SDKs' Kafka modes send it) and `ce-` (the HTTP binding,
+/// which the SDKs' RabbitMQ modes use).
+const BINARY_PREFIXES: [&str; 4] = ["cloudEvents_", "cloudEvents:", "ce_", "ce-"];
+
+/// The longest event type a router accepts, in bytes: RabbitMQ's limit on a routing
+/// key (an AMQP short string), so that any event type can also be a routing key.
+pub const MAX_TYPE_BYTES: usize = 255;
+/// The most words (`.`-separated) an event type can have. It follows from
+/// [`MAX_TYPE_BYTES`] (a word and its dot take at least one byte) and bounds the cost of
+/// matching a type against topic patterns.
+pub const MAX_TYPE_WORDS: usize = MAX_TYPE_BYTES / 2 + 1;
+/// How much of an over-long type an error quotes.
+const QUOTED_TYPE: usize = 64;
 
 /// One event, as defined by CloudEvents 1.0 (required: `id`, `source`, `type`).
 ///
@@ -106,12 +125,23 @@ pub enum EnvelopeError {
     /// `data` does not have the shape the consumer expects.
     #[error("event data does not match the expected shape: {0}")]
     Data(String),
+    /// The event type is longer than [`MAX_TYPE_BYTES`].
+    #[error(
+        "event type of {bytes} bytes starting {start:?}: an event type is at most \
+         {MAX_TYPE_BYTES} bytes (hence {MAX_TYPE_WORDS} words), like an AMQP routing key"
+    )]
+    TypeTooLong {
+        /// Its length in bytes.
+        bytes: usize,
+        /// Its first bytes (at most 64, cut at a character boundary).
+        start: String,
+    },
 }
 
 fn missing_message(name: &str) -> String {
     match name {
         "type" => "missing event type: no `type` attribute in the JSON body, \
-                   and no AMQP `type` property or `cloudEvents_type` header"
+                   and no AMQP `type` property or `cloudEvents_type` (or `ce-type`) header"
             .to_owned(),
         other => format!("missing required attribute `{other}`"),
     }
@@ -130,6 +160,7 @@ impl EnvelopeError {
             Self::Empty(_) => "empty_attribute",
             Self::BadTime(_) => "bad_time",
             Self::Data(_) => "bad_data",
+            Self::TypeTooLong { .. } => "type_too_long",
         }
     }
 }
@@ -184,10 +215,11 @@ impl CloudEvent {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Reads a structured-mode event from a JSON body.
+    /// Reads a structured-mode event from a JSON body (I-JSON: see [`json_text`]).
     pub fn from_json(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let text = json_text(body)?;
         let value: Value =
-            serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
         match value {
             Value::Object(map) => Self::from_map(map),
             other => Err(EnvelopeError::NotAnObject(json_kind(&other))),
@@ -302,7 +334,8 @@ impl CloudEvent {
 
 /// Decides how a message carries its event: structured when its content type says
 /// `application/cloudevents…`; binary when it names a type in AMQP metadata (the `type`
-/// property or a `cloudEvents_type` / `cloudEvents:type` header); otherwise structured,
+/// property or a type header under any of the binary prefixes, such as
+/// `cloudEvents_type` or `ce-type`); otherwise structured,
 /// so that a plain JSON body with a `type` attribute is read too.
 pub fn mode_of(properties: &BasicProperties) -> Mode {
     let content_type = properties.content_type().as_ref().map(|c| c.as_str());
@@ -321,8 +354,30 @@ pub fn mode_of(properties: &BasicProperties) -> Mode {
 }
 
 /// The event type of a message without building the whole event: cheap enough for a
-/// router's hot path (no allocation for the body's other attributes).
+/// router's hot path (no allocation for the body's other attributes). A router's
+/// reader, it also refuses a type longer than [`MAX_TYPE_BYTES`].
 pub fn event_type(properties: &BasicProperties, body: &[u8]) -> Result<String, EnvelopeError> {
+    let ty = any_event_type(properties, body)?;
+    check_type_length(&ty)?;
+    Ok(ty)
+}
+
+/// [`EnvelopeError::TypeTooLong`] when `ty` is longer than [`MAX_TYPE_BYTES`].
+pub fn check_type_length(ty: &str) -> Result<(), EnvelopeError> {
+    if ty.len() <= MAX_TYPE_BYTES {
+        return Ok(());
+    }
+    let mut end = QUOTED_TYPE;
+    while !ty.is_char_boundary(end) {
+        end -= 1;
+    }
+    Err(EnvelopeError::TypeTooLong {
+        bytes: ty.len(),
+        start: ty[..end].to_owned(),
+    })
+}
+
+fn any_event_type(properties: &BasicProperties, body: &[u8]) -> Result<String, EnvelopeError> {
     match mode_of(properties) {
         Mode::Binary => {
             let from_header = properties
@@ -346,7 +401,15 @@ fn structured_type(body: &[u8]) -> Result<String, EnvelopeError> {
         #[serde(rename = "type", borrow, default)]
         ty: Option<std::borrow::Cow<'a, str>>,
     }
-    let head: Head<'_> = serde_json::from_slice(body).map_err(|e| classify_json_error(body, e))?;
+    let text = json_text(body)?;
+    // A struct also deserializes from an array: only an object is an event.
+    let start = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    if !start.starts_with('{') {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+        return Err(EnvelopeError::NotAnObject(json_kind(&value)));
+    }
+    let head: Head<'_> = serde_json::from_str(text).map_err(|e| classify_json_error(text, e))?;
     let ty = head.ty.ok_or(EnvelopeError::Missing("type"))?;
     let version = head
         .specversion
@@ -356,8 +419,8 @@ fn structured_type(body: &[u8]) -> Result<String, EnvelopeError> {
 }
 
 /// Distinguishes "not JSON" from "JSON of the wrong shape" for the fast path's errors.
-fn classify_json_error(body: &[u8], error: serde_json::Error) -> EnvelopeError {
-    match serde_json::from_slice::<Value>(body) {
+fn classify_json_error(text: &str, error: serde_json::Error) -> EnvelopeError {
+    match serde_json::from_str::<Value>(text) {
         Err(_) => EnvelopeError::NotJson(error.to_string()),
         Ok(Value::Object(mut map)) => {
             // An object whose `type` or `specversion` is not a string.
@@ -421,23 +484,46 @@ fn binary_data(body: &[u8]) -> Option<Value> {
     if body.is_empty() {
         return None;
     }
-    serde_json::from_slice(body).ok().or_else(|| {
+    binary_json(body).or_else(|| {
         std::str::from_utf8(body)
             .ok()
             .map(|s| Value::String(s.to_owned()))
     })
 }
 
+/// A binary-mode body as JSON data, when it is I-JSON text ([`json_text`]); a body that
+/// is not (say, with a repeated member name) is data of another kind.
+pub fn binary_json(body: &[u8]) -> Option<Value> {
+    serde_json::from_str(json_text(body).ok()?).ok()
+}
+
 fn short(value: &Option<lapin::types::ShortString>) -> Option<String> {
     value.as_ref().map(|s| s.as_str().to_owned())
 }
 
-/// A binary-mode attribute (`type`, `id`, …) from the headers, under either prefix
-/// (`cloudEvents_` or `cloudEvents:`).
+/// A binary-mode attribute (`type`, `id`, …) from the headers, under the first of the
+/// binary prefixes that has it (`cloudEvents_`, `cloudEvents:`, `ce_`, `ce-`), in any
+/// ASCII case (`Ce-Type`, `CE_TYPE`). Its value is a string, or bytes that are UTF-8.
 pub fn binary_attribute(headers: &FieldTable, name: &str) -> Option<String> {
-    BINARY_PREFIXES
-        .iter()
-        .find_map(|prefix| header_string(headers, &format!("{prefix}{name}")))
+    BINARY_PREFIXES.iter().find_map(|prefix| {
+        headers.inner().iter().find_map(|(key, value)| {
+            let key = key.as_str().as_bytes();
+            let named = key.len() == prefix.len() + name.len()
+                && key[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+                && key[prefix.len()..].eq_ignore_ascii_case(name.as_bytes());
+            if !named {
+                return None;
+            }
+            match value {
+                AMQPValue::ByteArray(bytes) => String::from_utf8(bytes.as_slice().to_vec()).ok(),
+                AMQPValue::LongString(s) => {
+                    Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                }
+                AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+                _ => None,
+            }
+        })
+    })
 }
 
 /// A header's value as text, when it is a string (short or long).
@@ -490,6 +576,9 @@ fn json_kind(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod reading_tests;
 
 #[cfg(test)]
 mod tests {

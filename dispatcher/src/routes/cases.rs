@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 
+use events::envelope::check_type_length;
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Map, Value};
 
@@ -46,6 +47,13 @@ fn check(table: &RoutingTable, test: &TestSpec) -> Result<(), String> {
     let Some(Value::String(event_type)) = attributes.get("type").cloned() else {
         return Err("the test event needs a `type` (a string)".to_owned());
     };
+    // The dispatcher would dead-letter such an event before routing it.
+    check_type_length(&event_type).map_err(|e| {
+        format!(
+            "the test event cannot be routed, the dispatcher dead-letters it ({}): {e}",
+            e.reason()
+        )
+    })?;
     let shown = Value::Object(attributes.clone()).to_string();
     let doc = EventDoc::from_json(attributes, Some(&headers));
     let decision = match table.route(&event_type, || Ok::<_, Infallible>(doc.clone())) {

@@ -11,8 +11,9 @@ use serde_spanned::Spanned;
 use super::condition::{Condition, Path, Test};
 use super::error::{Problem, line_column};
 use super::file::{RouteSpec, RoutesFile, TargetSpec};
-use super::pattern::{self, EventMatcher, TopicTrie};
+use super::pattern::{self, EventMatcher};
 use super::table::{Decision, Route, RouteId, RoutingTable, Target, TargetId, TypeEntry};
+use super::trie::TopicTrie;
 
 /// Longest queue or exchange name AMQP 0-9-1 allows (a short string).
 const MAX_NAME: usize = 255;

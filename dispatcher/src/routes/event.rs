@@ -6,21 +6,27 @@
 //! such as `data.country` splits `data` the same way, and only the value a condition
 //! compares is parsed. That pass also yields the event type, so an event is read once
 //! whether or not a route needs more than its type.
+//!
+//! A structured body is read by the same rules whatever the table: it must be I-JSON
+//! (UTF-8, no repeated member names at any depth; see [`events::envelope::json_text`])
+//! and its type at most [`events::envelope::MAX_TYPE_BYTES`] long, or the event is
+//! unreadable before any route is looked at. So an event that [`Incoming::read`]
+//! accepts can always be read further by [`DocSource::read`], and whether it is
+//! forwarded never depends on whether a route has a `where`.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
 
 use events::EnvelopeError;
-use events::envelope::{Mode, amqp_to_json, binary_attribute, event_type, mode_of};
+use events::envelope::{
+    Mode, amqp_to_json, binary_attribute, binary_json, check_type_length, event_type, mode_of,
+};
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// The members of one JSON object, values unparsed, in document order.
-type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+use super::members::{Members, child, json_str, last, read_object, split_object};
 
 /// An event as conditions see it. Built only when a candidate route has a `where`.
 #[derive(Debug, Clone)]
@@ -66,36 +72,48 @@ impl fmt::Debug for DocSource<'_> {
 
 impl<'a> Incoming<'a> {
     /// Reads the event type of a message, with the same rules and errors as
-    /// [`events::envelope::event_type`]. A well-formed structured event takes one pass
-    /// over the body and no allocation for the type; anything unusual is left to
-    /// `event_type`, which gives the precise error.
+    /// [`events::envelope::event_type`] (including the type's length limit). A
+    /// well-formed structured event takes one pass over the body (and one over its
+    /// nested objects, for repeated names) and no allocation for the type; anything
+    /// unusual is left to `event_type`, which gives the precise error.
     pub fn read(properties: &'a BasicProperties, body: &'a [u8]) -> Result<Self, EnvelopeError> {
-        if mode_of(properties) == Mode::Structured
-            && let Ok(members) = split_object(body)
-            && let Some(ty) = structured_type(&members)
-        {
+        if mode_of(properties) == Mode::Binary {
             return Ok(Self {
-                event_type: ty,
+                event_type: Cow::Owned(event_type(properties, body)?),
                 doc: DocSource {
                     properties,
                     body,
-                    members: Some(members),
+                    members: None,
                 },
             });
         }
+        let members = match read_object(body) {
+            Ok(members) => members,
+            // The shared reader's error is the precise one; the two agree on what is
+            // unreadable, and an unreadable structured body is never let through.
+            Err(error) => return Err(event_type(properties, body).err().unwrap_or(error)),
+        };
+        let event_type = match structured_type(&members) {
+            Some(ty) => {
+                check_type_length(&ty)?;
+                ty
+            }
+            None => Cow::Owned(event_type(properties, body)?),
+        };
         Ok(Self {
-            event_type: Cow::Owned(event_type(properties, body)?),
+            event_type,
             doc: DocSource {
                 properties,
                 body,
-                members: None,
+                members: Some(members),
             },
         })
     }
 }
 
 impl<'a> DocSource<'a> {
-    /// The event as conditions see it (reusing the pass that read the type).
+    /// The event as conditions see it (reusing the pass that read the type). A
+    /// structured event that [`Incoming::read`] accepted always reads.
     pub fn read(self) -> Result<EventDoc<'a>, EnvelopeError> {
         match self.members {
             Some(members) => Ok(EventDoc::raw(members, self.properties)),
@@ -105,63 +123,27 @@ impl<'a> DocSource<'a> {
 }
 
 /// The type of a structured event when it is plainly valid: `type` a non-empty string
-/// and `specversion` the string `1.0`, each given once. `None` for anything else.
+/// and `specversion` the string `1.0` (names are unique: see [`read_object`]). `None`
+/// for anything else.
 fn structured_type<'a>(members: &Members<'a>) -> Option<Cow<'a, str>> {
-    let once = |name: &str| {
-        let mut found = members.iter().filter(|(key, _)| key == name);
-        let first = found.next()?;
-        found.next().is_none().then_some(first.1)
-    };
-    let version = json_str(once("specversion")?)?;
-    let ty = json_str(once("type")?)?;
+    let member = |name: &str| members.iter().find(|(key, _)| key == name).map(|m| m.1);
+    let version = json_str(member("specversion")?)?;
+    let ty = json_str(member("type")?)?;
     (version == "1.0" && !ty.is_empty()).then_some(ty)
 }
 
-/// A JSON string value, borrowed unless it has escapes.
-fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str::<Key<'_>>(raw.get()).ok().map(|k| k.0)
-}
-
-/// A string borrowed from the input when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl<'de> Visitor<'de> for Text {
-            type Value = Key<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(text)))
-            }
-
-            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(text.to_owned())))
-            }
-
-            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(text)))
-            }
-        }
-        deserializer.deserialize_str(Text)
-    }
-}
-
 impl<'a> EventDoc<'a> {
-    /// Reads a message: the JSON body in structured mode; in binary mode the attributes
-    /// from `cloudEvents_*` headers and AMQP properties, and the body as `data`.
+    /// Reads a message: the JSON body in structured mode (I-JSON, as
+    /// [`Incoming::read`] reads it); in binary mode the attributes from the binary
+    /// headers (`cloudEvents_*`, `ce-*`, …) and AMQP properties, and the body as `data`.
     pub fn from_amqp(
         properties: &'a BasicProperties,
         body: &'a [u8],
     ) -> Result<Self, EnvelopeError> {
         match mode_of(properties) {
-            Mode::Structured => match split_object(body) {
+            Mode::Structured => match read_object(body) {
                 Ok(members) => Ok(Self::raw(members, properties)),
-                Err(_) => Err(structured_error(properties, body)),
+                Err(error) => Err(event_type(properties, body).err().unwrap_or(error)),
             },
             Mode::Binary => Ok(Self {
                 attributes: Attributes::Parsed(binary_attributes(properties, body)?),
@@ -220,7 +202,7 @@ impl<'a> EventDoc<'a> {
                     && let Some((segment, tail)) = rest.split_first()
                 {
                     // `data` is what conditions look into: split it once per event.
-                    let fields = data.get_or_init(|| split_object(raw.get().as_bytes()).ok());
+                    let fields = data.get_or_init(|| split_object(raw.get()).ok());
                     raw = match fields {
                         Some(fields) => last(fields, segment)?,
                         None => child(raw, segment)?,
@@ -238,62 +220,6 @@ impl<'a> EventDoc<'a> {
     /// An AMQP header, as JSON.
     pub fn header(&self, name: &str) -> Option<Value> {
         self.headers?.inner().get(name).map(amqp_to_json)
-    }
-}
-
-/// The last member named `key` (a JSON object with a repeated key means its last value).
-fn last<'a>(members: &[(Cow<'a, str>, &'a RawValue)], key: &str) -> Option<&'a RawValue> {
-    members
-        .iter()
-        .rev()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| *v)
-}
-
-/// A field of an object or an element of an array, still unparsed.
-fn child<'a>(raw: &'a RawValue, segment: &str) -> Option<&'a RawValue> {
-    match raw.get().as_bytes().first()? {
-        b'{' => last(&split_object(raw.get().as_bytes()).ok()?, segment),
-        b'[' => {
-            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
-            items.get(segment.parse::<usize>().ok()?).copied()
-        }
-        _ => None,
-    }
-}
-
-/// Splits a JSON object into its members without parsing their values.
-fn split_object(json: &[u8]) -> Result<Members<'_>, serde_json::Error> {
-    struct Split;
-    impl<'de> Visitor<'de> for Split {
-        type Value = Members<'de>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
-            while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                members.push((key, value));
-            }
-            Ok(members)
-        }
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let members = (&mut deserializer).deserialize_map(Split)?;
-    deserializer.end()?;
-    Ok(members)
-}
-
-/// The precise error for a structured body that is not a readable event object.
-fn structured_error(properties: &BasicProperties, body: &[u8]) -> EnvelopeError {
-    match serde_json::from_slice::<Value>(body) {
-        Err(e) => EnvelopeError::NotJson(e.to_string()),
-        Ok(_) => match event_type(properties, body) {
-            Err(error) => error,
-            Ok(_) => EnvelopeError::NotAnObject("something else"),
-        },
     }
 }
 
@@ -327,8 +253,8 @@ fn binary_attributes(
         }
     }
     if !body.is_empty() {
-        let data = serde_json::from_slice(body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+        let data = binary_json(body)
+            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(body).into_owned()));
         map.insert("data".into(), data);
     }
     Ok(map)

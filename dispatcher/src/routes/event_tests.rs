@@ -31,14 +31,85 @@ fn a_structured_event_exposes_its_attributes_and_headers() {
 }
 
 #[test]
-fn a_repeated_key_means_its_last_value_as_in_a_full_parse() {
-    let body = br#"{"specversion":"1.0","type":"t","data":{"c":"DE","c":"FR"},"data":{"c":"BE","c":"NL"}}"#;
+fn a_repeated_member_name_at_any_depth_makes_the_body_unreadable() {
     let props = structured();
-    let doc = EventDoc::from_amqp(&props, body).unwrap();
-    let full: Value = serde_json::from_slice(body).unwrap();
+    for body in [
+        r#"{"specversion":"1.0","type":"t","data":{"c":"BE"},"data":{"c":"NL"}}"#,
+        r#"{"specversion":"1.0","type":"t","data":{"c":"DE","c":"FR"}}"#,
+        r#"{"specversion":"1.0","type":"t","data":[{"a":{"x":1,"x":2}}]}"#,
+        r#"{"specversion":"1.0","type":"t","type":"t"}"#,
+        r#"{"specversion":"1.0","type":"t","id":"1","\u0069d":"2"}"#,
+    ] {
+        let read = Incoming::read(&props, body.as_bytes()).unwrap_err();
+        assert_eq!(read.reason(), "not_json", "{body}");
+        assert!(read.to_string().contains("duplicate member name"), "{read}");
+        assert_eq!(
+            EventDoc::from_amqp(&props, body.as_bytes()).unwrap_err(),
+            read,
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn an_object_with_many_members_is_checked_for_repeats_too() {
+    let props = structured();
+    let members: Vec<String> = (0..50).map(|i| format!(r#""m{i}":{i}"#)).collect();
+    let body = format!(
+        r#"{{"specversion":"1.0","type":"t",{}}}"#,
+        members.join(",")
+    );
+    assert!(Incoming::read(&props, body.as_bytes()).is_ok());
+    let repeated = body.replacen("\"m49\"", "\"m3\"", 1);
+    let err = Incoming::read(&props, repeated.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("`m3`"), "{err}");
+}
+
+#[test]
+fn invalid_utf8_anywhere_in_a_structured_body_makes_it_unreadable() {
+    let props = structured();
+    let bodies: [&[u8]; 3] = [
+        b"{\"specversion\":\"1.0\",\"type\":\"t\",\"data\":{\"name\":\"\xff\"}}",
+        b"{\"specversion\":\"1.0\",\"type\":\"t\",\"subject\":\"\xc3\"}",
+        b"{\"specversion\":\"1.0\",\"type\":\"t\xe9\"}",
+    ];
+    for body in bodies {
+        let err = Incoming::read(&props, body).unwrap_err();
+        assert_eq!(err.reason(), "not_json");
+        assert!(err.to_string().contains("invalid UTF-8"), "{err}");
+        assert_eq!(EventDoc::from_amqp(&props, body).unwrap_err(), err);
+    }
+}
+
+#[test]
+fn a_type_over_the_limit_is_refused_before_any_route_is_looked_at() {
+    let props = structured();
+    let long = vec!["x"; 20_000].join(".");
+    let body = format!(r#"{{"specversion":"1.0","type":"{long}"}}"#);
+    let err = Incoming::read(&props, body.as_bytes()).unwrap_err();
+    assert_eq!(err.reason(), "type_too_long");
+    let at_limit = "y".repeat(events::envelope::MAX_TYPE_BYTES);
+    let body = format!(r#"{{"specversion":"1.0","type":"{at_limit}"}}"#);
     assert_eq!(
-        doc.lookup(&path("data.c")).unwrap().as_ref(),
-        &full["data"]["c"]
+        Incoming::read(&props, body.as_bytes()).unwrap().event_type,
+        at_limit
+    );
+    // With escapes, the decoded type counts.
+    let escaped = format!(
+        r#"{{"specversion":"1.0","type":"{}"}}"#,
+        "\\u0078".repeat(256)
+    );
+    let err = Incoming::read(&props, escaped.as_bytes()).unwrap_err();
+    assert_eq!(err.reason(), "type_too_long");
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "ce-type".into(),
+        AMQPValue::LongString(long.as_str().into()),
+    );
+    let binary = BasicProperties::default().with_headers(headers);
+    assert_eq!(
+        Incoming::read(&binary, b"").unwrap_err().reason(),
+        "type_too_long"
     );
 }
 
@@ -85,8 +156,12 @@ fn a_well_formed_structured_event_is_read_in_one_pass_without_copying_its_type()
 #[test]
 fn odd_structured_events_get_the_shared_readers_verdict() {
     let props = structured();
-    let bodies: [&[u8]; 9] = [
+    let bodies: [&[u8]; 13] = [
         br#"{"specversion":"1.0","type":"a","type":"b"}"#,
+        br#"["1.0","t"]"#,
+        b"{\"specversion\":\"1.0\",\"type\":\"t\",\"x\":\"\xff\"}",
+        br#"{"specversion":"1.0","type":"t","data":{"a":1,"a":2}}"#,
+        br#"{"specversion":"1.0","type":"t"} trailing"#,
         br#"{"specversion":"1.0","type":""}"#,
         br#"{"specversion":"0.3","type":"a"}"#,
         br#"{"type":"a"}"#,
@@ -145,6 +220,11 @@ proptest! {
     ) {
         let body = format!(r#"{{"specversion":"1.0","type":"t","data":{data}}}"#);
         let props = structured();
+        let read = Incoming::read(&props, body.as_bytes());
+        // The lazy reader refuses exactly what the shared I-JSON check refuses.
+        let checked = events::envelope::json_text(body.as_bytes());
+        prop_assert_eq!(read.is_ok(), checked.is_ok());
+        prop_assume!(read.is_ok());
         let lazy = EventDoc::from_amqp(&props, body.as_bytes()).unwrap();
         let full: Map<String, Value> = serde_json::from_str(&body).unwrap();
         let parsed = EventDoc::from_json(full, None);
@@ -165,6 +245,24 @@ proptest! {
         let _ = EventDoc::from_amqp(&props, &body);
         if let Ok(incoming) = Incoming::read(&props, &body) {
             let _ = incoming.doc.read();
+        }
+    }
+
+    #[test]
+    fn an_accepted_structured_event_always_reads_further(
+        data in json_text(),
+        noise in proptest::collection::vec(any::<u8>(), 0..3),
+        at in any::<prop::sample::Index>(),
+    ) {
+        // A valid event with a few bytes spliced in somewhere: whatever the result,
+        // the type reader and the full reader agree, so no table can tell them apart.
+        let mut body = format!(r#"{{"specversion":"1.0","type":"t","data":{data}}}"#).into_bytes();
+        let at = at.index(body.len() + 1);
+        body.splice(at..at, noise);
+        let props = structured();
+        match Incoming::read(&props, &body) {
+            Ok(incoming) => prop_assert!(incoming.doc.read().is_ok()),
+            Err(error) => prop_assert_eq!(event_type(&props, &body).err(), Some(error)),
         }
     }
 }

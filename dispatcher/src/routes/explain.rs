@@ -2,11 +2,12 @@
 //! plain scan of every route. `dispatcher explain` prints it, and the tests use it as
 //! the reference that the indexed matcher must agree with.
 
+use events::EnvelopeError;
+use lapin::BasicProperties;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::event::EventDoc;
-use super::pattern::{self, EventMatcher};
+use super::event::{EventDoc, Incoming};
 use super::table::{RoutingTable, Target};
 
 /// One route's verdict for one event.
@@ -46,9 +47,22 @@ pub struct Explanation {
 }
 
 impl RoutingTable {
+    /// Reads a message as the forwarder reads a delivery ([`Incoming::read`]), then
+    /// explains it: what this refuses is exactly what the dispatcher dead-letters, with
+    /// the same reason.
+    pub fn explain_message(
+        &self,
+        properties: &BasicProperties,
+        body: &[u8],
+    ) -> Result<Explanation, EnvelopeError> {
+        let incoming = Incoming::read(properties, body)?;
+        let event_type = incoming.event_type.clone();
+        let doc = incoming.doc.read()?;
+        Ok(self.explain(&event_type, &doc))
+    }
+
     /// Evaluates every route against the event, without the index.
     pub fn explain(&self, event_type: &str, event: &EventDoc<'_>) -> Explanation {
-        let words: Vec<&str> = event_type.split('.').collect();
         let mut routes = Vec::with_capacity(self.routes.len());
         let mut targets = Vec::new();
         let mut stopped_by: Option<&str> = None;
@@ -57,10 +71,7 @@ impl RoutingTable {
                 Verdict::SkippedAfterFinal {
                     after: after.to_owned(),
                 }
-            } else if !route.matchers.iter().any(|m| match m {
-                EventMatcher::Exact(ty) => ty == event_type,
-                EventMatcher::Pattern(p) => pattern::matches(p, &words),
-            }) {
+            } else if !route.matchers.iter().any(|m| m.matches(event_type)) {
                 Verdict::TypeMismatch
             } else if let Some(failed) = route.conditions.iter().find(|c| !c.holds(event)) {
                 Verdict::ConditionFailed {

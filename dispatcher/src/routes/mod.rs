@@ -9,8 +9,10 @@ pub mod error;
 pub mod event;
 pub mod explain;
 pub mod file;
+mod members;
 pub mod pattern;
 pub mod table;
+pub mod trie;
 
 pub use error::{RouteError, RouteErrors};
 pub use event::EventDoc;
@@ -39,5 +41,7 @@ pub fn load(file_name: &str, text: &str) -> Result<RoutingTable, RouteErrors> {
     }
 }
 
+#[cfg(test)]
+mod reading_tests;
 #[cfg(test)]
 mod tests;

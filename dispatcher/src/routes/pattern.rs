@@ -1,9 +1,9 @@
 //! Event type patterns, AMQP topic style: words separated by `.`, `*` matches exactly one
-//! word, `#` matches zero or more words. Patterns are compiled into a word trie (as
-//! RabbitMQ's topic exchange does) so that matching costs the length of the type, not
-//! the number of routes.
+//! word, `#` matches zero or more words. A route's patterns are compiled into a word trie
+//! ([`super::trie`]); here they are parsed, and matched one at a time by a plain linear
+//! scan, which `dispatcher explain` uses and the trie is tested against.
 
-use std::collections::{HashMap, HashSet};
+use events::envelope::MAX_TYPE_BYTES;
 
 /// One word of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,6 +25,17 @@ pub enum EventMatcher {
     Pattern(Vec<Word>),
 }
 
+impl EventMatcher {
+    /// Whether `event_type` matches, by a plain scan (linear in the type's words times
+    /// the pattern's words); `dispatcher explain` uses it, the trie must agree with it.
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Self::Exact(ty) => ty == event_type,
+            Self::Pattern(words) => matches_linear(words, event_type),
+        }
+    }
+}
+
 /// Parses one `event` entry; the error is a sentence for the routes file author.
 pub fn parse(text: &str) -> Result<EventMatcher, String> {
     if text.is_empty() {
@@ -42,7 +53,7 @@ pub fn parse(text: &str) -> Result<EventMatcher, String> {
                 ));
             }
             "*" => words.push(Word::Star),
-            // `#.#` means the same as `#`; collapsing keeps matching linear.
+            // `#.#` means the same as `#`; collapsing keeps the trie small.
             "#" if words.last() == Some(&Word::Hash) => {}
             "#" => words.push(Word::Hash),
             w if w.contains(['*', '#']) => {
@@ -53,6 +64,13 @@ pub fn parse(text: &str) -> Result<EventMatcher, String> {
             w => words.push(Word::Literal(w.to_owned())),
         }
     }
+    let shortest = shortest_match(&words);
+    if shortest > MAX_TYPE_BYTES {
+        return Err(format!(
+            "event pattern `{text}` only matches types of {shortest} bytes or more, \
+             but an event type is at most {MAX_TYPE_BYTES} bytes: it could never match"
+        ));
+    }
     if words.iter().all(|w| matches!(w, Word::Literal(_))) {
         Ok(EventMatcher::Exact(text.to_owned()))
     } else {
@@ -60,7 +78,66 @@ pub fn parse(text: &str) -> Result<EventMatcher, String> {
     }
 }
 
-/// The reference matcher: plain recursion over words. The trie must agree with it.
+/// The length in bytes of the shortest type `pattern` matches: its literal words, one
+/// empty word per `*`, nothing for `#`, and the dots between.
+fn shortest_match(pattern: &[Word]) -> usize {
+    let mut words: usize = 0;
+    let mut bytes = 0;
+    for word in pattern {
+        match word {
+            Word::Literal(w) => {
+                words += 1;
+                bytes += w.len();
+            }
+            Word::Star => words += 1,
+            Word::Hash => {}
+        }
+    }
+    bytes + words.saturating_sub(1)
+}
+
+/// Whether `pattern` matches `event_type`: the set of pattern positions reached is
+/// advanced one word at a time, so the cost is (words of the type) x (pattern words).
+/// Independent of the trie, it is the reference the trie is tested against on long types.
+pub fn matches_linear(pattern: &[Word], event_type: &str) -> bool {
+    let mut reached = vec![false; pattern.len() + 1];
+    let mut next = reached.clone();
+    reached[0] = true;
+    close_over_hashes(pattern, &mut reached);
+    for word in event_type.split('.') {
+        next.fill(false);
+        for (at, item) in pattern.iter().enumerate() {
+            if !reached[at] {
+                continue;
+            }
+            match item {
+                Word::Hash => next[at] = true,
+                Word::Star => next[at + 1] = true,
+                Word::Literal(lit) if lit == word => next[at + 1] = true,
+                Word::Literal(_) => {}
+            }
+        }
+        close_over_hashes(pattern, &mut next);
+        std::mem::swap(&mut reached, &mut next);
+        if !reached.contains(&true) {
+            return false;
+        }
+    }
+    reached[pattern.len()]
+}
+
+/// A `#` may match no word: reaching it reaches the position after it too.
+fn close_over_hashes(pattern: &[Word], reached: &mut [bool]) {
+    for (at, item) in pattern.iter().enumerate() {
+        if reached[at] && *item == Word::Hash {
+            reached[at + 1] = true;
+        }
+    }
+}
+
+/// The reference matcher: plain recursion over words, as the topic semantics are
+/// usually stated. Exponential in the number of `#`: only for tests on short inputs.
+#[cfg(test)]
 pub fn matches(pattern: &[Word], words: &[&str]) -> bool {
     match pattern.split_first() {
         None => words.is_empty(),
@@ -72,236 +149,6 @@ pub fn matches(pattern: &[Word], words: &[&str]) -> bool {
     }
 }
 
-/// Route patterns compiled into a trie of words; each terminal node lists the routes
-/// (by index) whose pattern ends there.
-#[derive(Debug, Default, Clone)]
-pub struct TopicTrie {
-    nodes: Vec<Node>,
-    /// Whether any pattern has a `#`; without one, no matching state is reached twice
-    /// and the walk needs no memo (nor its allocation).
-    has_hash: bool,
-}
-
-#[derive(Debug, Default, Clone)]
-struct Node {
-    literal: HashMap<String, usize>,
-    star: Option<usize>,
-    hash: Option<usize>,
-    routes: Vec<usize>,
-}
-
-impl TopicTrie {
-    /// Whether no pattern was inserted.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    /// Adds `pattern` for route `route`.
-    pub fn insert(&mut self, pattern: &[Word], route: usize) {
-        if self.nodes.is_empty() {
-            self.nodes.push(Node::default());
-        }
-        self.has_hash |= pattern.contains(&Word::Hash);
-        let mut at = 0;
-        for word in pattern {
-            let next = self.nodes.len();
-            let node = &mut self.nodes[at];
-            let slot = match word {
-                Word::Literal(w) => node.literal.entry(w.clone()).or_insert(next),
-                Word::Star => node.star.get_or_insert(next),
-                Word::Hash => node.hash.get_or_insert(next),
-            };
-            at = *slot;
-            if at == next {
-                self.nodes.push(Node::default());
-            }
-        }
-        self.nodes[at].routes.push(route);
-    }
-
-    /// Appends to `out` the routes whose pattern matches `event_type` (unsorted, each
-    /// once at most per terminal node; the caller sorts and dedupes).
-    pub fn collect(&self, event_type: &str, out: &mut Vec<usize>) {
-        if self.nodes.is_empty() {
-            return;
-        }
-        let words: Vec<&str> = event_type.split('.').collect();
-        let mut visited = self.has_hash.then(HashSet::new);
-        self.walk(0, &words, out, &mut visited);
-    }
-
-    fn walk(
-        &self,
-        at: usize,
-        words: &[&str],
-        out: &mut Vec<usize>,
-        visited: &mut Option<HashSet<(usize, usize)>>,
-    ) {
-        // The same (node, remaining words) state can be reached along several `#`
-        // paths; visiting it once bounds the work by nodes x words.
-        if let Some(visited) = visited
-            && !visited.insert((at, words.len()))
-        {
-            return;
-        }
-        let node = &self.nodes[at];
-        if let Some(hash) = node.hash {
-            for skip in 0..=words.len() {
-                self.walk(hash, &words[skip..], out, visited);
-            }
-        }
-        match words.split_first() {
-            None => out.extend_from_slice(&node.routes),
-            Some((first, rest)) => {
-                if let Some(&next) = node.literal.get(*first) {
-                    self.walk(next, rest, out, visited);
-                }
-                if let Some(star) = node.star {
-                    self.walk(star, rest, out, visited);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pattern(text: &str) -> Vec<Word> {
-        match parse(text).unwrap() {
-            EventMatcher::Pattern(words) => words,
-            EventMatcher::Exact(_) => text
-                .split('.')
-                .map(|w| Word::Literal(w.to_owned()))
-                .collect(),
-        }
-    }
-
-    fn naive(p: &str, t: &str) -> bool {
-        matches(&pattern(p), &t.split('.').collect::<Vec<_>>())
-    }
-
-    fn trie(p: &str, t: &str) -> bool {
-        let mut trie = TopicTrie::default();
-        trie.insert(&pattern(p), 0);
-        let mut out = Vec::new();
-        trie.collect(t, &mut out);
-        !out.is_empty()
-    }
-
-    fn both(p: &str, t: &str) -> bool {
-        let (a, b) = (naive(p, t), trie(p, t));
-        assert_eq!(a, b, "naive and trie disagree on {p:?} vs {t:?}");
-        a
-    }
-
-    #[test]
-    fn types_without_wildcards_are_exact() {
-        assert_eq!(
-            parse("user_created").unwrap(),
-            EventMatcher::Exact("user_created".into())
-        );
-        assert_eq!(
-            parse("user.created").unwrap(),
-            EventMatcher::Exact("user.created".into())
-        );
-    }
-
-    #[test]
-    fn star_matches_exactly_one_word() {
-        assert!(both("user.*", "user.created"));
-        assert!(!both("user.*", "user"));
-        assert!(!both("user.*", "user.created.v2"));
-        assert!(both("*.created", "order.created"));
-        assert!(both("*", "user_created"));
-        assert!(!both("*", "a.b"));
-    }
-
-    #[test]
-    fn hash_matches_zero_or_more_words() {
-        assert!(both("user.#", "user"));
-        assert!(both("user.#", "user.created"));
-        assert!(both("user.#", "user.created.v2"));
-        assert!(!both("user.#", "users.created"));
-        assert!(both("#", "anything.at.all"));
-        assert!(both("#.created", "created"));
-        assert!(both("#.created", "a.b.created"));
-        assert!(both("a.#.z", "a.z"));
-        assert!(both("a.#.z", "a.b.c.z"));
-        assert!(!both("a.#.z", "a.b.c"));
-    }
-
-    #[test]
-    fn empty_words_in_event_types_are_words_too() {
-        assert!(both("a.*.b", "a..b"));
-        assert!(both("#", "a..b"));
-        assert!(both("*", ""));
-        assert!(both("#", ""));
-        assert!(both("a.*", "a."));
-        assert!(!both("a.*", "a"));
-    }
-
-    #[test]
-    fn combined_wildcards_match_like_rabbitmq() {
-        assert!(both("*.#", "a"));
-        assert!(!both("*.*.#", "a"));
-        assert!(both("#.*", "a.b.c"));
-        assert!(both("#.#", "a"));
-        assert!(both("a.#.#.b", "a.b"));
-        assert!(both("#.b.#", "a.b.c"));
-        assert!(!both("#.b.#", "a.c"));
-    }
-
-    #[test]
-    fn bad_patterns_are_refused_with_a_reason() {
-        for (bad, why) in [
-            ("", "empty"),
-            ("user.", "empty word"),
-            (".user", "empty word"),
-            ("a..b", "empty word"),
-            ("user*", "whole words"),
-            ("us#er.x", "whole words"),
-            ("user created", "whitespace"),
-        ] {
-            let err = parse(bad).unwrap_err();
-            assert!(err.contains(why), "{bad:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn repeated_hashes_collapse() {
-        assert_eq!(pattern("#.#.a"), pattern("#.a"));
-    }
-
-    #[test]
-    fn the_trie_reports_every_matching_route() {
-        let mut trie = TopicTrie::default();
-        for (i, p) in ["user.*", "#", "user.created", "*.deleted", "user.#"]
-            .iter()
-            .enumerate()
-        {
-            trie.insert(&pattern(p), i);
-        }
-        let mut out = Vec::new();
-        trie.collect("user.created", &mut out);
-        out.sort_unstable();
-        out.dedup();
-        assert_eq!(out, vec![0, 1, 2, 4]);
-    }
-
-    #[test]
-    fn many_hashes_against_a_long_type_stay_cheap() {
-        let p = pattern("#.a.#.b.#.c.#.d.#");
-        let t = vec!["x"; 200].join(".");
-        assert!(!both_quick(&p, &t));
-    }
-
-    fn both_quick(p: &[Word], t: &str) -> bool {
-        let mut trie = TopicTrie::default();
-        trie.insert(p, 0);
-        let mut out = Vec::new();
-        trie.collect(t, &mut out);
-        !out.is_empty()
-    }
-}
+#[path = "pattern_tests.rs"]
+mod tests;

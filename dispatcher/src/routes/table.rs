@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::condition::Condition;
 use super::event::EventDoc;
-use super::pattern::{EventMatcher, TopicTrie};
+use super::pattern::EventMatcher;
+use super::trie::TopicTrie;
 
 /// Index of a route in [`RoutingTable::routes`].
 pub type RouteId = usize;
