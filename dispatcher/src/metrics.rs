@@ -14,7 +14,6 @@ use crate::routes::RoutingTable;
 /// Label of per-route counters.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
-    /// Route name.
     pub route: String,
 }
 
@@ -216,8 +215,6 @@ pub fn target_label(target: &crate::routes::Target) -> String {
 /// Counter handles of one table: index = route id / target id.
 #[derive(Debug, Clone, Default)]
 pub struct TableCounters {
-    /// Per route.
     pub routes: Vec<Counter>,
-    /// Per target.
     pub targets: Vec<Counter>,
 }

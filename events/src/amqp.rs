@@ -1,5 +1,6 @@
 //! The broker, the one shared way: connect with retry, declare queues identically
-//! everywhere (RabbitMQ refuses a redeclare with other arguments), publish with confirms.
+//! everywhere (RabbitMQ refuses a redeclare with other arguments), publish with confirms,
+//! and read AMQP header values (as text, as JSON).
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
 };
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::defaults::DEAD_SUFFIX;
@@ -317,9 +319,50 @@ impl PendingConfirm {
     }
 }
 
+/// A header's value as text, when it is a string (short or long).
+pub fn header_string(headers: &FieldTable, name: &str) -> Option<String> {
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// An AMQP header value as JSON, for conditions on `headers.<name>`.
+pub fn amqp_to_json(value: &AMQPValue) -> Value {
+    match value {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(n) => Value::from(*n),
+        AMQPValue::ShortShortUInt(n) => Value::from(*n),
+        AMQPValue::ShortInt(n) => Value::from(*n),
+        AMQPValue::ShortUInt(n) => Value::from(*n),
+        AMQPValue::LongInt(n) => Value::from(*n),
+        AMQPValue::LongUInt(n) => Value::from(*n),
+        AMQPValue::LongLongInt(n) => Value::from(*n),
+        AMQPValue::Timestamp(n) => Value::from(*n),
+        AMQPValue::Float(f) => Value::from(f64::from(*f)),
+        AMQPValue::Double(f) => Value::from(*f),
+        AMQPValue::DecimalValue(d) => {
+            Value::from(f64::from(d.value) / 10f64.powi(i32::from(d.scale)))
+        }
+        AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
+        AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into()),
+        AMQPValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b.as_slice()).into()),
+        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(amqp_to_json).collect()),
+        AMQPValue::FieldTable(t) => Value::Object(
+            t.inner()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), amqp_to_json(v)))
+                .collect(),
+        ),
+        AMQPValue::Void => Value::Null,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn arg<'a>(table: &'a FieldTable, key: &str) -> Option<&'a AMQPValue> {
         table.inner().get(key)
@@ -370,5 +413,21 @@ mod tests {
             "{delays:?}"
         );
         assert!(delays[11] >= Duration::from_secs(5), "{delays:?}");
+    }
+
+    #[test]
+    fn amqp_header_values_convert_to_json() {
+        let mut inner = FieldTable::default();
+        inner.insert("k".into(), AMQPValue::Boolean(true));
+        assert_eq!(amqp_to_json(&AMQPValue::LongInt(-3)), json!(-3));
+        assert_eq!(
+            amqp_to_json(&AMQPValue::LongString("FR".into())),
+            json!("FR")
+        );
+        assert_eq!(
+            amqp_to_json(&AMQPValue::FieldTable(inner)),
+            json!({"k": true})
+        );
+        assert_eq!(amqp_to_json(&AMQPValue::Void), Value::Null);
     }
 }

@@ -9,7 +9,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ShortString};
 use tracing::{Level, Span};
 
-use super::deliver::{GENERATION_HEADER, ROUTES_HEADER, generation_value, headers_of};
+use super::context::{GENERATION_HEADER, ROUTES_HEADER, generation_value, headers_of};
 use crate::routes::Decision;
 use crate::routes::event::Incoming;
 use crate::state::Generation;
