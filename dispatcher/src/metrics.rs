@@ -61,6 +61,10 @@ pub struct Metrics {
     pub routes: Gauge,
     /// `dispatcher_in_flight`: deliveries received and not yet settled.
     pub in_flight: Gauge,
+    /// `dispatcher_in_flight_bytes`: the bodies of those deliveries, in bytes.
+    pub in_flight_bytes: Gauge,
+    /// `dispatcher_in_flight_bytes_peak`: the highest `in_flight_bytes` since start.
+    pub in_flight_bytes_peak: Gauge,
     /// `dispatcher_broker_sessions_total`: connections established (1 + reconnects).
     pub sessions: Counter,
     /// `dispatcher_forward_latency_seconds`: delivery received to settled.
@@ -87,6 +91,8 @@ impl Metrics {
             generation: Gauge::default(),
             routes: Gauge::default(),
             in_flight: Gauge::default(),
+            in_flight_bytes: Gauge::default(),
+            in_flight_bytes_peak: Gauge::default(),
             sessions: Counter::default(),
             latency: Histogram::new([
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -140,6 +146,16 @@ impl Metrics {
             "in_flight",
             "Deliveries received and not yet settled",
             metrics.in_flight.clone(),
+        );
+        registry_ref.register(
+            "in_flight_bytes",
+            "Bytes of the bodies of the deliveries in flight (bounded by --max-in-flight-bytes plus one body)",
+            metrics.in_flight_bytes.clone(),
+        );
+        registry_ref.register(
+            "in_flight_bytes_peak",
+            "Highest dispatcher_in_flight_bytes since start",
+            metrics.in_flight_bytes_peak.clone(),
         );
         registry_ref.register(
             "broker_sessions",

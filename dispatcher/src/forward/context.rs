@@ -18,6 +18,9 @@ pub const ROUTES_HEADER: &str = "x-dispatch-routes";
 pub const GENERATION_HEADER: &str = "x-dispatch-generation";
 /// Header saying why an event was dead-lettered: `<reason code>: <message>`.
 pub const ERROR_HEADER: &str = "x-dispatch-error";
+/// Header of a dead letter naming the original headers left out so that it fits the
+/// connection's frame (comma-separated).
+pub const DROPPED_HEADER: &str = "x-dispatch-dropped";
 
 /// A confirm that takes longer than this means a stuck channel: the session is ended and
 /// the broker redelivers (a safety net; confirms normally take milliseconds).
@@ -33,15 +36,20 @@ pub struct Session {
     /// Publishes sent whose confirm is awaited now. The session ends itself when this
     /// stays above zero while nothing settles for [`CONFIRM_TIMEOUT`] (a stuck channel).
     pub awaiting: AtomicUsize,
+    /// The publish connection's negotiated frame size: no message whose content header
+    /// frame is larger may be sent on it (the broker would close the connection).
+    pub frame_max: u32,
 }
 
 impl Session {
-    /// The state of one session, publishing on `publisher`.
-    pub fn new(publisher: Publisher, shared: Arc<Shared>) -> Self {
+    /// The state of one session, publishing on `publisher` over a connection that
+    /// negotiated `frame_max`.
+    pub fn new(publisher: Publisher, shared: Arc<Shared>, frame_max: u32) -> Self {
         Self {
             publisher,
             shared,
             awaiting: AtomicUsize::new(0),
+            frame_max,
         }
     }
 }

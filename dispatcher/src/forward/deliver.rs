@@ -13,14 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lapin::BasicProperties;
-use lapin::types::AMQPValue;
 use tracing::Instrument;
 
-use super::context::{
-    CONFIRM_TIMEOUT, ERROR_HEADER, GENERATION_HEADER, Session, generation_value, headers_of,
-};
+use super::context::{CONFIRM_TIMEOUT, Session};
+use super::dead_letter::dead_letter_properties;
 use super::plan::{Plan, plan};
 use super::publish::{Failure, publish};
+use super::quote::{QUOTE_LIMIT, bounded};
 use crate::routes::{Decision, Target};
 use crate::state::Generation;
 
@@ -47,6 +46,16 @@ pub enum Outcome {
     DeadLettered(&'static str),
 }
 
+/// A delivery that reached its fate.
+#[derive(Debug)]
+pub struct Settled {
+    /// Its delivery tag on the consume channel.
+    pub tag: u64,
+    /// The size of its body, counted in the bytes in flight until now.
+    pub bytes: usize,
+    pub fate: Fate,
+}
+
 /// Reads and routes one delivery now, and returns the future that publishes it and
 /// says how it ended.
 pub fn handle(
@@ -54,10 +63,11 @@ pub fn handle(
     tag: u64,
     properties: BasicProperties,
     body: Vec<u8>,
-) -> impl Future<Output = (u64, Fate)> + Send + 'static {
+) -> impl Future<Output = Settled> + Send + 'static {
     let started = Instant::now();
     let generation = session.shared.generation();
-    let (plan, span) = plan(&generation, properties, &body);
+    let bytes = body.len();
+    let (plan, span) = plan(&generation, properties, &body, session.frame_max);
     let session = session.clone();
     async move {
         let fate = match plan {
@@ -65,7 +75,7 @@ pub fn handle(
                 decision,
                 properties,
             } => forward(&session, &generation, &decision, properties, &body).await,
-            Plan::Unreadable {
+            Plan::DeadLetter {
                 reason,
                 message,
                 properties,
@@ -84,7 +94,7 @@ pub fn handle(
                 })
                 .inc();
         }
-        (tag, fate)
+        Settled { tag, bytes, fate }
     }
     .instrument(span)
 }
@@ -170,17 +180,21 @@ async fn dead_letter(
     body: &[u8],
 ) -> Fate {
     let event_id = properties.message_id().as_ref().map(|id| id.to_string());
-    tracing::warn!(reason, error = message, event_id, "event dead-lettered");
-    let mut headers = headers_of(&properties);
-    headers.insert(
-        ERROR_HEADER.into(),
-        AMQPValue::LongString(format!("{reason}: {message}").into()),
+    let letter = dead_letter_properties(
+        properties,
+        reason,
+        message,
+        generation.number,
+        session.frame_max,
     );
-    headers.insert(
-        GENERATION_HEADER.into(),
-        generation_value(generation.number),
+    tracing::warn!(
+        reason,
+        error = %bounded(message, QUOTE_LIMIT),
+        event_id,
+        dropped_headers = letter.dropped,
+        "event dead-lettered"
     );
-    let properties = properties.with_headers(headers);
+    let properties = letter.properties;
     let target = Target::Queue(generation.table.dead_letter.clone());
     let targets = [&target];
     let published = publish(session, &targets, body, &properties);

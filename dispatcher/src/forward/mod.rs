@@ -10,11 +10,13 @@
 pub mod ack_window;
 pub mod acker;
 pub mod context;
+mod dead_letter;
 pub mod deliver;
 mod failures;
 mod plan;
 mod publish;
 mod pump;
+mod quote;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,11 +94,13 @@ async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::
     };
     let (publisher, channel, mut consumer) =
         opened.map_err(|_| anyhow::anyhow!("broker did not answer within {SETUP_TIMEOUT:?}"))??;
-    let session = Arc::new(Session::new(publisher, shared.clone()));
+    let frame_max = publish.configuration().frame_max();
+    let session = Arc::new(Session::new(publisher, shared.clone(), frame_max));
     let mut failures = connection_failures(&consume, &publish);
     let result = pump::pump(&session, &channel, &mut consumer, &mut failures, shutdown).await;
     // Whatever was still in flight is dropped with the channel (the broker requeues it).
     shared.metrics.in_flight.set(0);
+    shared.metrics.in_flight_bytes.set(0);
     shared.set_not_ready(if result.is_ok() {
         "shutting down"
     } else {

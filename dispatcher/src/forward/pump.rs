@@ -1,5 +1,7 @@
 //! The forward loop of one session: deliveries in, each routed and handed to its own
 //! publishing future, fates settled into batched acks, a watchdog for stuck confirms.
+//! Besides the prefetch (a count), the bodies in flight are bounded in bytes: past
+//! `max_in_flight_bytes` no delivery is taken from the consumer until some settle.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::acker::Acker;
 use super::context::{CONFIRM_TIMEOUT, Session};
-use super::deliver::{self, Fate};
+use super::deliver::{self, Fate, Settled};
 use super::failures::Failures;
+use crate::metrics::Metrics;
 
 /// Moves deliveries until shutdown (then drains) or a broker error.
 pub(super) async fn pump(
@@ -27,6 +30,7 @@ pub(super) async fn pump(
     let metrics = &session.shared.metrics;
     let mut acker = Acker::new(ack_batch(session.shared.settings.prefetch));
     let mut in_flight = FuturesUnordered::new();
+    let mut bytes = InFlightBytes::new(session.shared.settings.max_in_flight_bytes, metrics);
     let mut watchdog = tokio::time::interval(CONFIRM_TIMEOUT / 12);
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_settled = Instant::now();
@@ -39,19 +43,20 @@ pub(super) async fn pump(
                     return Err(failure.error);
                 }
             }
-            Some((tag, fate)) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(channel, &mut acker, tag, fate, session)?;
+            Some(settled) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(channel, &mut acker, &mut bytes, settled, session)?;
                 // Settle everything else already finished, then ack once for all.
-                while let Some(Some((tag, fate))) = in_flight.next().now_or_never() {
-                    settle(channel, &mut acker, tag, fate, session)?;
+                while let Some(Some(settled)) = in_flight.next().now_or_never() {
+                    settle(channel, &mut acker, &mut bytes, settled, session)?;
                 }
                 last_settled = Instant::now();
                 acker.maybe_ack(channel, in_flight.is_empty()).context("acking")?;
             }
-            delivery = consumer.next() => match delivery {
+            delivery = consumer.next(), if bytes.has_room(in_flight.is_empty()) => match delivery {
                 Some(Ok(delivery)) => {
                     acker.received(delivery.delivery_tag);
                     metrics.in_flight.inc();
+                    bytes.add(delivery.data.len());
                     in_flight.push(deliver::handle(session, delivery.delivery_tag, delivery.properties, delivery.data));
                 }
                 Some(Err(error)) => return Err(error).context("consuming"),
@@ -81,7 +86,7 @@ pub(super) async fn pump(
                     return Err(failure.error);
                 }
             }
-            Some((tag, fate)) = in_flight.next() => settle(channel, &mut acker, tag, fate, session)?,
+            Some(settled) = in_flight.next() => settle(channel, &mut acker, &mut bytes, settled, session)?,
         }
     }
     acker.ack(channel).context("acking")?;
@@ -109,15 +114,64 @@ fn stuck(session: &Session, last_settled: Instant) -> anyhow::Result<()> {
 fn settle(
     channel: &Channel,
     acker: &mut Acker,
-    tag: u64,
-    fate: Fate,
+    bytes: &mut InFlightBytes<'_>,
+    Settled {
+        tag,
+        bytes: size,
+        fate,
+    }: Settled,
     session: &Session,
 ) -> anyhow::Result<()> {
     session.shared.metrics.in_flight.dec();
+    bytes.remove(size);
     match fate {
         Fate::Done(_) => acker.done(tag),
         Fate::Requeue => acker.reject(channel, tag).context("rejecting a delivery")?,
         Fate::Lost(error) => return Err(error.context("publishing")),
     }
     Ok(())
+}
+
+/// The bytes of the bodies in flight, against the budget, mirrored in the gauges.
+struct InFlightBytes<'a> {
+    now: u64,
+    budget: u64,
+    metrics: &'a Metrics,
+}
+
+impl<'a> InFlightBytes<'a> {
+    fn new(budget: u64, metrics: &'a Metrics) -> Self {
+        metrics.in_flight_bytes.set(0);
+        Self {
+            now: 0,
+            budget,
+            metrics,
+        }
+    }
+
+    /// Whether another delivery may be taken: while under the budget, or when nothing
+    /// is in flight (`idle`), so that a body larger than the budget still goes through,
+    /// alone. Hence at most `budget + largest body - 1` bytes are in flight.
+    fn has_room(&self, idle: bool) -> bool {
+        idle || self.now < self.budget
+    }
+
+    fn add(&mut self, size: usize) {
+        self.now = self
+            .now
+            .saturating_add(u64::try_from(size).unwrap_or(u64::MAX));
+        let now = i64::try_from(self.now).unwrap_or(i64::MAX);
+        self.metrics.in_flight_bytes.set(now);
+        if now > self.metrics.in_flight_bytes_peak.get() {
+            self.metrics.in_flight_bytes_peak.set(now);
+        }
+    }
+
+    fn remove(&mut self, size: usize) {
+        self.now = self
+            .now
+            .saturating_sub(u64::try_from(size).unwrap_or(u64::MAX));
+        let now = i64::try_from(self.now).unwrap_or(i64::MAX);
+        self.metrics.in_flight_bytes.set(now);
+    }
 }
