@@ -1,7 +1,11 @@
 //! The admin HTTP API on `DISPATCHER_ADDR`: health, readiness, Prometheus metrics, the
-//! running table (`GET /routes`) and a synchronous reload (`POST /reload`).
+//! running table (`GET /routes`) and a synchronous reload (`POST /reload`). It is served
+//! on a thread and runtime of its own, so that it answers whatever the forwarder's
+//! runtime is doing.
 
 use std::sync::Arc;
+
+use anyhow::Context as _;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,11 +14,69 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use events::http::{ApiError, metrics_response, not_found_fallback, observe};
 use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::broker::DeclareError;
 use crate::metrics::NodeLabel;
 use crate::reload::{ReloadError, reload};
 use crate::state::{Shared, route_views};
+
+/// The admin server running on its own thread.
+#[derive(Debug)]
+pub struct AdminServer {
+    finished: oneshot::Receiver<anyhow::Result<()>>,
+}
+
+impl AdminServer {
+    /// Starts serving [`router`] on `listener` on a new thread with a single-threaded
+    /// runtime of its own, until `stop`.
+    pub fn spawn(
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        // A listener belongs to the runtime that registered it: hand over the socket.
+        let listener = listener
+            .into_std()
+            .context("handing the admin listener to its thread")?;
+        let (done, finished) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("dispatcher-admin".to_owned())
+            .spawn(move || {
+                let result = serve_here(listener, shared, stop);
+                let _ = done.send(result);
+            })
+            .context("starting the admin thread")?;
+        Ok(Self { finished })
+    }
+
+    /// Waits until the server stopped, with its result.
+    pub async fn finished(self) -> anyhow::Result<()> {
+        self.finished
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the admin thread panicked")))
+    }
+}
+
+fn serve_here(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the admin runtime")?;
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener).context("admin listener")?;
+        axum::serve(listener, router(shared))
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .context("admin HTTP server")
+    })
+}
 
 /// The admin router.
 pub fn router(shared: Arc<Shared>) -> Router {

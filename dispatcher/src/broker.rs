@@ -20,7 +20,6 @@ pub enum DeclareError {
     /// A queue could not be declared (e.g. it exists with other arguments).
     #[error("declaring queue `{queue}`: {source}")]
     Queue {
-        /// The queue.
         queue: String,
         /// What the broker said.
         source: lapin::Error,

@@ -37,8 +37,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     serve(listener, settings, shutdown).await
 }
 
-/// Loads the routes file (refusing to start on any error), then runs the forwarder,
-/// the file watcher and the admin API on `listener` until `shutdown`.
+/// Loads the routes file (refusing to start on any error), then runs the forwarder and
+/// the file watcher on the calling runtime and the admin API on `listener`, on a thread
+/// of its own, until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     settings: Settings,
@@ -55,13 +56,11 @@ pub async fn serve(
     drop(generation);
     // Any task ending early stops the others.
     let stop = shutdown.child_token();
+    let admin = admin::AdminServer::spawn(listener, shared.clone(), stop.clone())?;
     let tasks = TaskTracker::new();
     tasks.spawn(forward::run(shared.clone(), stop.clone()));
     tasks.spawn(watch::run(shared.clone(), stop.clone()));
-    let served = axum::serve(listener, admin::router(shared.clone()))
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .await
-        .context("admin HTTP server");
+    let served = admin.finished().await;
     stop.cancel();
     tasks.close();
     tasks.wait().await;

@@ -14,7 +14,6 @@ use crate::routes::RoutingTable;
 /// Label of per-route counters.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
-    /// Route name.
     pub route: String,
 }
 
@@ -71,6 +70,10 @@ pub struct Metrics {
     pub routes: Gauge,
     /// `dispatcher_in_flight`: deliveries received and not yet settled.
     pub in_flight: Gauge,
+    /// `dispatcher_in_flight_bytes`: the bodies of those deliveries, in bytes.
+    pub in_flight_bytes: Gauge,
+    /// `dispatcher_in_flight_bytes_peak`: the highest `in_flight_bytes` since start.
+    pub in_flight_bytes_peak: Gauge,
     /// `dispatcher_broker_sessions_total`: connections established (1 + reconnects).
     pub sessions: Counter,
     /// `dispatcher_broker_node{connection,node}`: 1 for the node each connection reached.
@@ -99,6 +102,8 @@ impl Metrics {
             generation: Gauge::default(),
             routes: Gauge::default(),
             in_flight: Gauge::default(),
+            in_flight_bytes: Gauge::default(),
+            in_flight_bytes_peak: Gauge::default(),
             sessions: Counter::default(),
             broker_node: Family::default(),
             latency: Histogram::new([
@@ -158,6 +163,16 @@ impl Metrics {
             "in_flight",
             "Deliveries received and not yet settled",
             metrics.in_flight.clone(),
+        );
+        registry_ref.register(
+            "in_flight_bytes",
+            "Bytes of the bodies of the deliveries in flight (bounded by --max-in-flight-bytes plus one body)",
+            metrics.in_flight_bytes.clone(),
+        );
+        registry_ref.register(
+            "in_flight_bytes_peak",
+            "Highest dispatcher_in_flight_bytes since start",
+            metrics.in_flight_bytes_peak.clone(),
         );
         registry_ref.register(
             "broker_sessions",
@@ -233,8 +248,6 @@ pub fn target_label(target: &crate::routes::Target) -> String {
 /// Counter handles of one table: index = route id / target id.
 #[derive(Debug, Clone, Default)]
 pub struct TableCounters {
-    /// Per route.
     pub routes: Vec<Counter>,
-    /// Per target.
     pub targets: Vec<Counter>,
 }

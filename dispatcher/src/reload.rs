@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::broker::{DeclareError, declare_table};
 use crate::routes::{self, RouteError, RouteErrors, RoutingTable};
-use crate::state::{Generation, Shared, route_views};
+use crate::state::{Generation, ReloadFailure, Shared, route_views};
 
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,6 @@ pub enum ReloadError {
     Read {
         /// The routes file.
         path: String,
-        /// The I/O error.
         source: std::io::Error,
     },
     /// The file does not exist (deleted, or mid-swap).
@@ -67,19 +66,6 @@ impl ReloadError {
     }
 }
 
-/// A refused reload, as `GET /routes` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadFailure {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// What asked for the reload (`file`, `poll`, `sighup`, `http`).
-    pub trigger: String,
-    /// The error, every line of it.
-    pub error: String,
-    /// The located errors, when the file is at fault.
-    pub errors: Vec<RouteError>,
-}
-
 /// What an accepted reload did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -91,7 +77,6 @@ pub enum ReloadOutcome {
     },
     /// A new generation runs.
     Reloaded {
-        /// Its number.
         generation: u64,
         /// Route names added.
         added: Vec<String>,
@@ -213,23 +198,9 @@ fn swap(
     sha256: String,
 ) -> ReloadOutcome {
     let (added, removed, changed) = diff(&current.table, &table);
-    let number = current.number + 1;
-    shared
-        .metrics
-        .generation
-        .set(i64::try_from(number).unwrap_or(i64::MAX));
-    shared
-        .metrics
-        .routes
-        .set(i64::try_from(table.routes().len()).unwrap_or(i64::MAX));
-    let counters = shared.metrics.for_table(&table);
-    shared.current.store(Arc::new(Generation {
-        number,
-        table,
-        sha256,
-        loaded_at: Utc::now(),
-        counters,
-    }));
+    let generation = Generation::new(current.number + 1, table, sha256, &shared.metrics);
+    let number = generation.number;
+    shared.current.store(Arc::new(generation));
     ReloadOutcome::Reloaded {
         generation: number,
         added,

@@ -7,6 +7,9 @@ use std::time::Duration;
 use events::AmqpSettings;
 use events::defaults;
 
+/// The default of [`Settings::max_in_flight_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Settings of `dispatcher run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -20,6 +23,13 @@ pub struct Settings {
     #[arg(long = "prefetch", env = "DISPATCH_PREFETCH", default_value_t = 500,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
+    /// Bytes of message bodies in flight at once, on top of the prefetch count: past it,
+    /// no delivery is taken until some settle (one body larger than this still goes
+    /// through, alone). Default 64 MiB.
+    #[arg(long = "max-in-flight-bytes", env = "DISPATCH_MAX_IN_FLIGHT_BYTES",
+          default_value_t = DEFAULT_MAX_IN_FLIGHT_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight_bytes: u64,
     /// Also check the routes file every interval (e.g. `2s`, `500ms`), for file systems
     /// that send no change events (bind mounts, NFS). Off by default.
     #[arg(long = "poll-interval", env = "ROUTES_POLL_INTERVAL", value_parser = parse_duration)]
@@ -53,6 +63,7 @@ impl Settings {
             routes: routes.into(),
             addr: "127.0.0.1:0".to_owned(),
             prefetch: 500,
+            max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
             poll_interval: None,
             publish_retries: 3,
             retry_backoff: Duration::from_millis(100),

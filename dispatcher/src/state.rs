@@ -11,8 +11,7 @@ use lapin::Connection;
 use serde::Serialize;
 
 use crate::metrics::{Metrics, TableCounters};
-use crate::reload::ReloadFailure;
-use crate::routes::RoutingTable;
+use crate::routes::{RouteError, RoutingTable};
 use crate::settings::Settings;
 
 /// One loaded routing table and what belongs to it.
@@ -20,14 +19,47 @@ use crate::settings::Settings;
 pub struct Generation {
     /// 1 for the table loaded at start, +1 per accepted reload.
     pub number: u64,
-    /// The table.
     pub table: RoutingTable,
     /// SHA-256 of the file content it was compiled from (hex).
     pub sha256: String,
-    /// When it was swapped in.
+    /// When it was built, just before it was swapped in.
     pub loaded_at: DateTime<Utc>,
-    /// Its metric handles.
+    /// Its per-route and per-target counters, resolved once.
     pub counters: TableCounters,
+}
+
+impl Generation {
+    /// Generation `number` of `table`, its counters resolved in `metrics`, which now
+    /// show it as the running generation.
+    pub fn new(number: u64, table: RoutingTable, sha256: String, metrics: &Metrics) -> Self {
+        metrics
+            .generation
+            .set(i64::try_from(number).unwrap_or(i64::MAX));
+        metrics
+            .routes
+            .set(i64::try_from(table.routes().len()).unwrap_or(i64::MAX));
+        let counters = metrics.for_table(&table);
+        Self {
+            number,
+            table,
+            sha256,
+            loaded_at: Utc::now(),
+            counters,
+        }
+    }
+}
+
+/// A refused reload, as `GET /routes` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadFailure {
+    /// When it was refused.
+    pub at: DateTime<Utc>,
+    /// What asked for the reload (`file`, `poll`, `sighup`, `http`).
+    pub trigger: String,
+    /// The error, every line of it.
+    pub error: String,
+    /// The located errors, when the file is at fault.
+    pub errors: Vec<RouteError>,
 }
 
 /// State shared by the forwarder, the watcher and the admin endpoints.
@@ -36,7 +68,6 @@ pub struct Shared {
     /// `dispatcher-<pid>-<n>`: names this instance's broker connections (see the
     /// management UI) and is shown on `/healthz`.
     pub instance: String,
-    /// The settings the process runs with.
     pub settings: Settings,
     /// The broker nodes, and which node each connection reached.
     pub endpoints: Endpoints,
@@ -52,7 +83,6 @@ pub struct Shared {
     pub last_error: ArcSwapOption<ReloadFailure>,
     /// Serializes reloads.
     pub reload_lock: tokio::sync::Mutex<()>,
-    /// Metrics.
     pub metrics: Metrics,
 }
 
@@ -65,18 +95,7 @@ impl Shared {
         sha256: String,
     ) -> Self {
         let metrics = Metrics::new();
-        let counters = metrics.for_table(&table);
-        metrics.generation.set(1);
-        metrics
-            .routes
-            .set(i64::try_from(table.routes().len()).unwrap_or(i64::MAX));
-        let generation = Generation {
-            number: 1,
-            table,
-            sha256,
-            loaded_at: Utc::now(),
-            counters,
-        };
+        let generation = Generation::new(1, table, sha256, &metrics);
         static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let instance = format!(
             "dispatcher-{}-{}",
@@ -137,14 +156,12 @@ impl Shared {
 /// A route as `GET /routes` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteView {
-    /// Name.
     pub name: String,
     /// Types and patterns.
     pub event: Vec<String>,
     /// Conditions, as text.
     #[serde(rename = "where")]
     pub conditions: Vec<String>,
-    /// Targets.
     pub to: Vec<crate::routes::Target>,
     /// Whether it stops later routes.
     #[serde(rename = "final")]

@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+// Re-exported where they used to live, so that their callers need not change.
+pub use crate::amqp::{amqp_to_json, header_string};
 use crate::trace::{TRACEPARENT_HEADER, TraceParent};
 
 mod json_text;
@@ -526,46 +528,6 @@ pub fn binary_attribute(headers: &FieldTable, name: &str) -> Option<String> {
     })
 }
 
-/// A header's value as text, when it is a string (short or long).
-pub fn header_string(headers: &FieldTable, name: &str) -> Option<String> {
-    match headers.inner().get(name)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    }
-}
-
-/// An AMQP header value as JSON, for conditions on `headers.<name>`.
-pub fn amqp_to_json(value: &AMQPValue) -> Value {
-    match value {
-        AMQPValue::Boolean(b) => Value::Bool(*b),
-        AMQPValue::ShortShortInt(n) => Value::from(*n),
-        AMQPValue::ShortShortUInt(n) => Value::from(*n),
-        AMQPValue::ShortInt(n) => Value::from(*n),
-        AMQPValue::ShortUInt(n) => Value::from(*n),
-        AMQPValue::LongInt(n) => Value::from(*n),
-        AMQPValue::LongUInt(n) => Value::from(*n),
-        AMQPValue::LongLongInt(n) => Value::from(*n),
-        AMQPValue::Timestamp(n) => Value::from(*n),
-        AMQPValue::Float(f) => Value::from(f64::from(*f)),
-        AMQPValue::Double(f) => Value::from(*f),
-        AMQPValue::DecimalValue(d) => {
-            Value::from(f64::from(d.value) / 10f64.powi(i32::from(d.scale)))
-        }
-        AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
-        AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into()),
-        AMQPValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b.as_slice()).into()),
-        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(amqp_to_json).collect()),
-        AMQPValue::FieldTable(t) => Value::Object(
-            t.inner()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), amqp_to_json(v)))
-                .collect(),
-        ),
-        AMQPValue::Void => Value::Null,
-    }
-}
-
 fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -897,22 +859,6 @@ mod tests {
             matches!(err, EnvelopeError::Data(ref m) if m.contains("missing_field")),
             "{err}"
         );
-    }
-
-    #[test]
-    fn amqp_header_values_convert_to_json() {
-        let mut inner = FieldTable::default();
-        inner.insert("k".into(), AMQPValue::Boolean(true));
-        assert_eq!(amqp_to_json(&AMQPValue::LongInt(-3)), json!(-3));
-        assert_eq!(
-            amqp_to_json(&AMQPValue::LongString("FR".into())),
-            json!("FR")
-        );
-        assert_eq!(
-            amqp_to_json(&AMQPValue::FieldTable(inner)),
-            json!({"k": true})
-        );
-        assert_eq!(amqp_to_json(&AMQPValue::Void), Value::Null);
     }
 
     proptest! {

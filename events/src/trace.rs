@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use lapin::BasicProperties;
 
-use crate::envelope::header_string;
+use crate::amqp::header_string;
 
 /// Name of the HTTP header and of the AMQP header that carry the trace.
 pub const TRACEPARENT_HEADER: &str = "traceparent";

@@ -7,29 +7,32 @@
 //! was in flight), and a new session reconnects, redeclares and resumes. Tags are never
 //! carried from one session's channel to another's.
 
-pub mod acks;
-mod cold;
+pub mod ack_window;
+pub mod acker;
+pub mod context;
+mod dead_letter;
 pub mod deliver;
-pub mod outbox;
+mod failures;
 mod plan;
+mod publish;
 mod pump;
+mod quote;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use events::amqp::{ConnectError, Publisher, connect};
 use events::backoff::Backoff;
-use futures_util::{Stream, StreamExt};
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, Consumer, Event};
+use lapin::{Channel, Connection, Consumer};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::declare_table;
 use crate::state::Shared;
-use deliver::Context;
+use context::Session;
+use failures::connection_failures;
 
 /// Bound on opening channels, declaring and starting the consumer.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,11 +88,13 @@ async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::
     };
     let (publisher, channel, mut consumer) =
         opened.map_err(|_| anyhow::anyhow!("broker did not answer within {SETUP_TIMEOUT:?}"))??;
-    let context = Arc::new(Context::new(publisher, shared.clone()));
+    let frame_max = publish.configuration().frame_max();
+    let session = Arc::new(Session::new(publisher, shared.clone(), frame_max));
     let mut failures = connection_failures(&consume, &publish);
-    let result = pump::pump(&context, &channel, &mut consumer, &mut failures, shutdown).await;
+    let result = pump::pump(&session, &channel, &mut consumer, &mut failures, shutdown).await;
     // Whatever was still in flight is dropped with the channel (the broker requeues it).
     shared.metrics.in_flight.set(0);
+    shared.metrics.in_flight_bytes.set(0);
     shared.set_not_ready(if result.is_ok() {
         "shutting down"
     } else {
@@ -141,51 +146,6 @@ fn connected(result: Result<Connection, ConnectError>) -> anyhow::Result<Option<
         Err(ConnectError::Cancelled) => Ok(None),
         Err(error) => Err(error.into()),
     }
-}
-
-/// Errors of either connection, as they happen. A closed publish connection does not
-/// always fail the confirms already awaited, so the session listens for it here.
-/// Items are `(error, channel-level)`.
-pub(crate) type Failures = Pin<Box<dyn Stream<Item = (anyhow::Error, bool)> + Send>>;
-
-fn connection_failures(consume: &Connection, publish: &Connection) -> Failures {
-    Box::pin(futures_util::stream::select(
-        failures_of(consume, "consume"),
-        failures_of(publish, "publish"),
-    ))
-}
-
-fn failures_of(
-    connection: &Connection,
-    which: &'static str,
-) -> impl Stream<Item = (anyhow::Error, bool)> + Send + 'static {
-    connection.events_listener().filter_map(move |event| {
-        futures_util::future::ready(match event {
-            Event::Error(error) => {
-                let channel_level = error.is_amqp_soft_error();
-                let error = anyhow::Error::new(error).context(format!("{which} connection failed"));
-                Some((error, channel_level))
-            }
-            Event::ConnectionBlocked(reason) => {
-                tracing::warn!(connection = which, %reason, "broker blocked the connection");
-                None
-            }
-            Event::ConnectionUnblocked => {
-                tracing::info!(connection = which, "broker unblocked the connection");
-                None
-            }
-            _ => None,
-        })
-    })
-}
-
-/// Whether a reported error ends the session: any connection-level error, and a
-/// channel-level one only when it closed one of ours (a reload's passive declare of a
-/// missing exchange fails a throw-away channel, not the session).
-pub(crate) fn breaks_session(channel_level: bool, channel: &Channel, context: &Context) -> bool {
-    !channel_level
-        || !channel.status().connected()
-        || !context.publisher.channel().status().connected()
 }
 
 /// Closes both connections, bounded: a dead broker must not hold up shutdown.

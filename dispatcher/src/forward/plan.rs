@@ -1,15 +1,18 @@
 //! What is decided for a delivery when it arrives, before anything is published: its
 //! type is read, it is routed by the running generation, and the properties to publish
-//! with get the dispatch headers.
+//! with get the dispatch headers. A copy that the connection could not carry (its
+//! content header frame over `frame_max`) is dead-lettered as `headers_too_large`.
 
 use std::sync::Arc;
 
 use events::TraceParent;
+use events::amqp::content_header_frame_size;
 use lapin::BasicProperties;
-use lapin::types::{AMQPValue, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use tracing::{Level, Span};
 
-use super::deliver::{GENERATION_HEADER, ROUTES_HEADER, generation_value, headers_of};
+use super::context::{GENERATION_HEADER, ROUTES_HEADER, generation_value, headers_of};
+use super::quote::{QUOTE_LIMIT, bounded};
 use crate::routes::Decision;
 use crate::routes::event::Incoming;
 use crate::state::Generation;
@@ -22,19 +25,24 @@ pub(super) enum Plan {
         decision: Arc<Decision>,
         properties: BasicProperties,
     },
-    /// The event cannot be read: dead-letter it with the reason.
-    Unreadable {
+    /// The event cannot be read, or cannot be forwarded as it is: dead-letter it.
+    DeadLetter {
         reason: &'static str,
         message: String,
         properties: BasicProperties,
     },
 }
 
-/// Reads the type, routes, and builds the properties to publish with.
+/// Reason code of an event whose forwarded copy would not fit the connection's frame.
+pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
+
+/// Reads the type, routes, and builds the properties to publish with, which must fit
+/// in a content header frame of `frame_max` bytes.
 pub(super) fn plan(
     generation: &Generation,
     properties: BasicProperties,
     body: &[u8],
+    frame_max: u32,
 ) -> (Plan, Span) {
     let routed = Incoming::read(&properties, body).and_then(|incoming| {
         let span = span_for(&properties, &incoming.event_type);
@@ -46,23 +54,48 @@ pub(super) fn plan(
         Ok((decision, span))
     });
     match routed {
-        Ok((decision, span)) => {
-            let properties = with_dispatch_headers(properties, generation.number, &decision);
-            let plan = Plan::Publish {
-                decision,
-                properties,
-            };
-            (plan, span)
-        }
+        Ok((decision, span)) => (
+            fitted(generation.number, decision, properties, frame_max),
+            span,
+        ),
         Err(error) => {
             let span = span_for(&properties, "");
-            let plan = Plan::Unreadable {
+            let plan = Plan::DeadLetter {
                 reason: error.reason(),
                 message: error.to_string(),
                 properties,
             };
             (plan, span)
         }
+    }
+}
+
+/// Publish with the dispatch headers, or dead-letter when that copy's content header
+/// frame would be over `frame_max`.
+fn fitted(
+    generation: u64,
+    decision: Arc<Decision>,
+    properties: BasicProperties,
+    frame_max: u32,
+) -> Plan {
+    let previous = properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(ROUTES_HEADER).cloned());
+    let properties = with_dispatch_headers(properties, generation, &decision);
+    let size = content_header_frame_size(&properties);
+    if size <= usize::try_from(frame_max).unwrap_or(usize::MAX) {
+        return Plan::Publish {
+            decision,
+            properties,
+        };
+    }
+    Plan::DeadLetter {
+        reason: HEADERS_TOO_LARGE,
+        message: format!(
+            "the forwarded copy's content header frame would be {size} bytes, over the connection's frame_max of {frame_max} bytes"
+        ),
+        properties: restore_routes_header(properties, previous),
     }
 }
 
@@ -76,7 +109,7 @@ fn span_for(properties: &BasicProperties, event_type: &str) -> Span {
     tracing::debug_span!(
         "forward",
         event_id = event_id.unwrap_or_default(),
-        event_type,
+        event_type = %bounded(event_type, QUOTE_LIMIT),
         trace_id = trace_id.as_deref().unwrap_or_default(),
     )
 }
@@ -100,4 +133,22 @@ fn with_dispatch_headers(
         );
     }
     properties.with_headers(headers)
+}
+
+/// The properties as they arrived, but for `x-dispatch-generation` (which a dead letter
+/// sets anyway): the `x-dispatch-routes` this dispatcher added is taken out again, and
+/// the one the message came with, if any, put back.
+fn restore_routes_header(
+    properties: BasicProperties,
+    previous: Option<AMQPValue>,
+) -> BasicProperties {
+    let Some(headers) = properties.headers().as_ref() else {
+        return properties;
+    };
+    let mut headers = headers.inner().clone();
+    match previous {
+        Some(value) => headers.insert(ShortString::from(ROUTES_HEADER), value),
+        None => headers.remove(ROUTES_HEADER),
+    };
+    properties.with_headers(FieldTable::from(headers))
 }

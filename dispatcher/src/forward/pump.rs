@@ -1,5 +1,7 @@
 //! The forward loop of one session: deliveries in, each routed and handed to its own
 //! publishing future, fates settled into batched acks, a watchdog for stuck confirms.
+//! Besides the prefetch (a count), the bodies in flight are bounded in bytes: past
+//! `max_in_flight_bytes` no delivery is taken from the consumer until some settle.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,21 +13,24 @@ use lapin::options::BasicCancelOptions;
 use lapin::{Channel, Consumer};
 use tokio_util::sync::CancellationToken;
 
-use super::deliver::{self, CONFIRM_TIMEOUT, Context, Fate};
-use super::outbox::Outbox;
-use super::{Failures, breaks_session};
+use super::acker::Acker;
+use super::context::{CONFIRM_TIMEOUT, Session};
+use super::deliver::{self, Fate, Settled};
+use super::failures::Failures;
+use crate::metrics::Metrics;
 
 /// Moves deliveries until shutdown (then drains) or a broker error.
 pub(super) async fn pump(
-    context: &Arc<Context>,
+    session: &Arc<Session>,
     channel: &Channel,
     consumer: &mut Consumer,
     failures: &mut Failures,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let metrics = &context.shared.metrics;
-    let mut outbox = Outbox::new(ack_batch(context.shared.settings.prefetch));
+    let metrics = &session.shared.metrics;
+    let mut acker = Acker::new(ack_batch(session.shared.settings.prefetch));
     let mut in_flight = FuturesUnordered::new();
+    let mut bytes = InFlightBytes::new(session.shared.settings.max_in_flight_bytes, metrics);
     let mut watchdog = tokio::time::interval(CONFIRM_TIMEOUT / 12);
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_settled = Instant::now();
@@ -33,41 +38,42 @@ pub(super) async fn pump(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some((error, channel_level)) = failures.next() => {
-                if breaks_session(channel_level, channel, context) {
-                    return Err(error);
+            Some(failure) = failures.next() => {
+                if failure.breaks_session(channel, session) {
+                    return Err(failure.error);
                 }
             }
-            Some((tag, fate)) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(channel, &mut outbox, tag, fate, context)?;
+            Some(settled) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(channel, &mut acker, &mut bytes, settled, session)?;
                 // Settle everything else already finished, then ack once for all.
-                while let Some(Some((tag, fate))) = in_flight.next().now_or_never() {
-                    settle(channel, &mut outbox, tag, fate, context)?;
+                while let Some(Some(settled)) = in_flight.next().now_or_never() {
+                    settle(channel, &mut acker, &mut bytes, settled, session)?;
                 }
                 last_settled = Instant::now();
-                outbox.maybe_ack(channel, in_flight.is_empty()).context("acking")?;
+                acker.maybe_ack(channel, in_flight.is_empty()).context("acking")?;
             }
-            delivery = consumer.next() => match delivery {
+            delivery = consumer.next(), if bytes.has_room(in_flight.is_empty()) => match delivery {
                 Some(Ok(delivery)) => {
-                    outbox.received(delivery.delivery_tag);
+                    acker.received(delivery.delivery_tag);
                     metrics.in_flight.inc();
-                    in_flight.push(deliver::handle(context, delivery.delivery_tag, delivery.properties, delivery.data));
+                    bytes.add(delivery.data.len());
+                    in_flight.push(deliver::handle(session, delivery.delivery_tag, delivery.properties, delivery.data));
                 }
                 Some(Err(error)) => return Err(error).context("consuming"),
                 None => bail!("the broker cancelled the consumer"),
             },
-            due = outbox.next_due() => {
+            due = acker.next_due() => {
                 due.context("acking")?;
-                outbox.ack(channel).context("acking")?;
+                acker.ack(channel).context("acking")?;
             }
-            _ = watchdog.tick() => stuck(context, last_settled)?,
+            _ = watchdog.tick() => stuck(session, last_settled)?,
         }
     }
     // Shutdown: take no new deliveries, finish those in flight, ack them.
     let _ = channel
         .basic_cancel(consumer.tag(), BasicCancelOptions::default())
         .await;
-    let deadline = tokio::time::sleep(context.shared.settings.drain_timeout);
+    let deadline = tokio::time::sleep(session.shared.settings.drain_timeout);
     tokio::pin!(deadline);
     while !in_flight.is_empty() {
         tokio::select! {
@@ -75,16 +81,16 @@ pub(super) async fn pump(
                 tracing::warn!(left = in_flight.len(), "drain timeout: unfinished events stay unacked and will be redelivered");
                 break;
             }
-            Some((error, channel_level)) = failures.next() => {
-                if breaks_session(channel_level, channel, context) {
-                    return Err(error);
+            Some(failure) = failures.next() => {
+                if failure.breaks_session(channel, session) {
+                    return Err(failure.error);
                 }
             }
-            Some((tag, fate)) = in_flight.next() => settle(channel, &mut outbox, tag, fate, context)?,
+            Some(settled) = in_flight.next() => settle(channel, &mut acker, &mut bytes, settled, session)?,
         }
     }
-    outbox.ack(channel).context("acking")?;
-    outbox.flush().await.context("acking")?;
+    acker.ack(channel).context("acking")?;
+    acker.flush().await.context("acking")?;
     tracing::info!("consumer stopped, in-flight events settled");
     Ok(())
 }
@@ -97,8 +103,8 @@ fn ack_batch(prefetch: u16) -> usize {
 
 /// Ends the session when confirms are awaited but nothing settled for
 /// [`CONFIRM_TIMEOUT`]: the publish channel is stuck, and the broker will redeliver.
-fn stuck(context: &Context, last_settled: Instant) -> anyhow::Result<()> {
-    let awaiting = context.awaiting.load(std::sync::atomic::Ordering::Relaxed);
+fn stuck(session: &Session, last_settled: Instant) -> anyhow::Result<()> {
+    let awaiting = session.awaiting.load(std::sync::atomic::Ordering::Relaxed);
     if awaiting > 0 && last_settled.elapsed() > CONFIRM_TIMEOUT {
         bail!("no publisher confirm within {CONFIRM_TIMEOUT:?} ({awaiting} awaited)");
     }
@@ -107,18 +113,65 @@ fn stuck(context: &Context, last_settled: Instant) -> anyhow::Result<()> {
 
 fn settle(
     channel: &Channel,
-    outbox: &mut Outbox,
-    tag: u64,
-    fate: Fate,
-    context: &Context,
+    acker: &mut Acker,
+    bytes: &mut InFlightBytes<'_>,
+    Settled {
+        tag,
+        bytes: size,
+        fate,
+    }: Settled,
+    session: &Session,
 ) -> anyhow::Result<()> {
-    context.shared.metrics.in_flight.dec();
+    session.shared.metrics.in_flight.dec();
+    bytes.remove(size);
     match fate {
-        Fate::Done(_) => outbox.done(tag),
-        Fate::Requeue => outbox
-            .reject(channel, tag)
-            .context("rejecting a delivery")?,
+        Fate::Done(_) => acker.done(tag),
+        Fate::Requeue => acker.reject(channel, tag).context("rejecting a delivery")?,
         Fate::Lost(error) => return Err(error.context("publishing")),
     }
     Ok(())
+}
+
+/// The bytes of the bodies in flight, against the budget, mirrored in the gauges.
+struct InFlightBytes<'a> {
+    now: u64,
+    budget: u64,
+    metrics: &'a Metrics,
+}
+
+impl<'a> InFlightBytes<'a> {
+    fn new(budget: u64, metrics: &'a Metrics) -> Self {
+        metrics.in_flight_bytes.set(0);
+        Self {
+            now: 0,
+            budget,
+            metrics,
+        }
+    }
+
+    /// Whether another delivery may be taken: while under the budget, or when nothing
+    /// is in flight (`idle`), so that a body larger than the budget still goes through,
+    /// alone. Hence at most `budget + largest body - 1` bytes are in flight.
+    fn has_room(&self, idle: bool) -> bool {
+        idle || self.now < self.budget
+    }
+
+    fn add(&mut self, size: usize) {
+        self.now = self
+            .now
+            .saturating_add(u64::try_from(size).unwrap_or(u64::MAX));
+        let now = i64::try_from(self.now).unwrap_or(i64::MAX);
+        self.metrics.in_flight_bytes.set(now);
+        if now > self.metrics.in_flight_bytes_peak.get() {
+            self.metrics.in_flight_bytes_peak.set(now);
+        }
+    }
+
+    fn remove(&mut self, size: usize) {
+        self.now = self
+            .now
+            .saturating_sub(u64::try_from(size).unwrap_or(u64::MAX));
+        let now = i64::try_from(self.now).unwrap_or(i64::MAX);
+        self.metrics.in_flight_bytes.set(now);
+    }
 }

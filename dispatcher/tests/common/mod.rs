@@ -131,6 +131,15 @@ impl Running {
         response.text().await.unwrap()
     }
 
+    /// The value of the unlabelled metric `name` (e.g. `dispatcher_in_flight_bytes`).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        let prefix = format!("{name} ");
+        let value = text.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+        let value = value.unwrap_or_else(|| panic!("no metric {name} in:\n{text}"));
+        value.parse().unwrap()
+    }
+
     pub async fn post(&self, path: &str) -> (u16, Value) {
         let response = reqwest::Client::new()
             .post(self.url(path))

@@ -1,7 +1,7 @@
-//! The acks and rejects of one consume channel. They never stall the forward loop: a
+//! Sends the acks and rejects of one consume channel. They never stall the forward loop: a
 //! frame is queued in the client at once (so frames keep the order of the calls), and
 //! the send is awaited alongside the other work only to notice a failure. Acks are
-//! batched: one `basic.ack(multiple)` once [`Outbox::batch`] deliveries have settled,
+//! batched: one `basic.ack(multiple)` once [`Acker::batch`] deliveries have settled,
 //! when nothing is left in flight, or [`ACK_DELAY`] after the first unacked settle,
 //! whichever comes first. Each ack costs the broker work, so fewer is faster; the delay
 //! bounds how long a settled delivery waits for its ack.
@@ -17,7 +17,7 @@ use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use tokio::time::{Instant, Sleep};
 
-use super::acks::AckWindow;
+use super::ack_window::AckWindow;
 
 /// The longest a settled delivery waits for its ack while others are in flight.
 pub const ACK_DELAY: Duration = Duration::from_millis(20);
@@ -25,7 +25,7 @@ pub const ACK_DELAY: Duration = Duration::from_millis(20);
 type Sending = Pin<Box<dyn Future<Output = Result<(), lapin::Error>> + Send>>;
 
 /// Acks and rejects of one channel, and the window that says what may be acked.
-pub struct Outbox {
+pub struct Acker {
     window: AckWindow,
     sending: FuturesUnordered<Sending>,
     /// Deliveries settled since the last ack.
@@ -37,9 +37,9 @@ pub struct Outbox {
     timer: Pin<Box<Sleep>>,
 }
 
-impl std::fmt::Debug for Outbox {
+impl std::fmt::Debug for Acker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox")
+        f.debug_struct("Acker")
             .field("window", &self.window)
             .field("sending", &self.sending.len())
             .field("unacked", &self.unacked)
@@ -48,8 +48,8 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
-impl Outbox {
-    /// An outbox that acks every `batch` settled deliveries (at least 1).
+impl Acker {
+    /// An acker that acks every `batch` settled deliveries (at least 1).
     pub fn new(batch: usize) -> Self {
         Self {
             window: AckWindow::default(),
@@ -114,7 +114,7 @@ impl Outbox {
     }
 
     /// Resolves with `Ok` when the ack delay of the oldest unacked settle has passed
-    /// (then call [`Outbox::ack`]), or with the first failure to send an ack or a
+    /// (then call [`Acker::ack`]), or with the first failure to send an ack or a
     /// reject. Pending otherwise.
     pub async fn next_due(&mut self) -> Result<(), lapin::Error> {
         std::future::poll_fn(|cx| {
@@ -143,7 +143,7 @@ impl Outbox {
     ) -> Result<(), lapin::Error> {
         self.sending.push(Box::pin(send));
         // The first poll queues the frame in the client, in call order; what is left
-        // is waiting for the write, which `failure` and `flush` watch.
+        // is waiting for the write, which `next_due` and `flush` watch.
         while let Some(Some(result)) = self.sending.next().now_or_never() {
             result?;
         }
