@@ -480,7 +480,8 @@ pub fn amqp_to_json(value: &AMQPValue) -> Value {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// What a JSON value is, for error messages: `null`, `a number`, `an object`…
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
