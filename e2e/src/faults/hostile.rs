@@ -210,13 +210,19 @@ async fn hostile_phase(
     let deadline = tokio::time::Instant::now() + PATIENCE;
     for class in Class::ALL {
         let started = tokio::time::Instant::now();
-        let mut ids = Vec::new();
+        // A class's messages go out back to back, confirms awaited after the last one,
+        // so that the large ones pile up in the queue as a burst from a producer would.
+        let mut pending = Vec::new();
         for n in 0..class.count(scale.hostile_large) {
             let id = format!("hostile-{class:?}-{n}");
             let (properties, body) = build(class, n, &id, frame_max);
             let queue = &system.queues.dispatch;
-            let confirmed = match publisher.send("", queue, &body, properties).await {
-                Ok(pending) => pending.wait().await.map_err(anyhow::Error::from),
+            pending.push((id, publisher.send("", queue, &body, properties).await));
+        }
+        let mut ids = Vec::new();
+        for (id, sent) in pending {
+            let confirmed = match sent {
+                Ok(confirm) => confirm.wait().await.map_err(anyhow::Error::from),
                 Err(error) => Err(error.into()),
             };
             match confirmed {

@@ -53,15 +53,16 @@ pub enum Expected {
 }
 
 impl Class {
-    /// Every class, in sending order.
+    /// Every class, in sending order: those most likely to wedge a dispatcher last, so
+    /// that a stall cannot hide how the earlier classes ended.
     pub const ALL: [Self; 7] = [
-        Self::LongType,
-        Self::NearFrameMax,
-        Self::HugeAttribute,
         Self::InvalidUtf8,
         Self::RepeatedMember,
         Self::CePrefix,
         Self::Large,
+        Self::HugeAttribute,
+        Self::NearFrameMax,
+        Self::LongType,
     ];
 
     /// The class's letter and what it sends, for the report.
