@@ -528,7 +528,8 @@ pub fn binary_attribute(headers: &FieldTable, name: &str) -> Option<String> {
     })
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// What a JSON value is, for error messages: `null`, `a number`, `an object`…
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -6,41 +6,58 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use events::defaults::{USER_CREATED, USER_DELETED, USER_UPDATED};
+use events::envelope::json_kind;
 use events::{CloudEvent, TraceParent};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
 /// The `source` of every event this service emits.
 pub const SOURCE: &str = "user-service";
-/// The longest name accepted, in characters (not bytes), after trimming.
+/// The longest name accepted, in characters (not bytes), after trimming and Unicode
+/// normalisation (NFC).
 pub const NAME_MAX_CHARS: usize = 100;
-/// The longest email accepted, in characters (RFC 5321's path limit).
+/// The longest email accepted, in characters (RFC 5321's path limit), after
+/// normalisation and lowercasing.
 pub const EMAIL_MAX_CHARS: usize = 254;
 /// The longest local part (before the `@`) accepted, in characters.
 const LOCAL_MAX_CHARS: usize = 64;
 
-/// A user's display name: trimmed, 1 to [`NAME_MAX_CHARS`] characters, no control
-/// characters. Any other Unicode is welcome.
+/// A user's display name: trimmed, in Unicode Normalization Form C, 1 to
+/// [`NAME_MAX_CHARS`] characters, at least one visible character, no control or
+/// bidirectional control characters. Any other Unicode is welcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName(String);
 
 impl UserName {
-    /// Parses a name as a person typed it.
+    /// Parses a name as a person typed it. A refused character is named, with its
+    /// position in the trimmed name (counting characters from 1).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let name = raw.trim();
-        let chars = name.chars().count();
-        if chars == 0 {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
             return Err("must not be empty".to_owned());
         }
+        if let Some(found) = text::first_refused(trimmed, char::is_control) {
+            return Err(format!("must not contain control characters: {found}"));
+        }
+        if let Some(found) = text::first_refused(trimmed, text::is_bidi_control) {
+            return Err(format!(
+                "must not contain bidirectional control characters: {found}"
+            ));
+        }
+        if trimmed.chars().all(text::is_invisible) {
+            let first = text::first_refused(trimmed, text::is_invisible).unwrap_or_default();
+            return Err(format!(
+                "must contain a visible character, not only invisible ones such as {first}"
+            ));
+        }
+        let name = text::nfc(trimmed);
+        let chars = name.chars().count();
         if chars > NAME_MAX_CHARS {
             return Err(format!(
                 "must be at most {NAME_MAX_CHARS} characters (got {chars})"
             ));
         }
-        if name.chars().any(char::is_control) {
-            return Err("must not contain control characters".to_owned());
-        }
-        Ok(Self(name.to_owned()))
+        Ok(Self(name))
     }
 
     /// The name.
@@ -49,38 +66,48 @@ impl UserName {
     }
 }
 
-/// An email address of a sane shape (`local@domain.tld`), stored lowercased so that
-/// uniqueness is case-insensitive.
+/// An email address of a sane shape (`local@domain.tld`), stored in Unicode
+/// Normalization Form C and lowercased so that uniqueness is case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
-    /// Parses an address as a person typed it.
+    /// Parses an address as a person typed it. Lengths are those of the stored form:
+    /// lowercasing can lengthen a string (`İ` becomes two code points). A refused
+    /// character is named, with its position in the trimmed address.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let email = raw.trim();
-        let chars = email.chars().count();
-        if chars == 0 {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
             return Err("must not be empty".to_owned());
         }
-        if chars > EMAIL_MAX_CHARS {
+        if let Some(found) = text::first_refused(trimmed, |c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
-                "must be at most {EMAIL_MAX_CHARS} characters (got {chars})"
+                "must not contain spaces or control characters: {found}"
             ));
         }
-        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("must not contain spaces or control characters".to_owned());
+        let hidden = |c| text::is_invisible(c) || text::is_bidi_control(c);
+        if let Some(found) = text::first_refused(trimmed, hidden) {
+            return Err(format!("must not contain invisible characters: {found}"));
+        }
+        let email = text::nfc(&trimmed.to_lowercase());
+        let chars = email.chars().count();
+        if chars > EMAIL_MAX_CHARS {
+            return Err(format!(
+                "must be at most {EMAIL_MAX_CHARS} characters once lowercased (got {chars})"
+            ));
         }
         let shape = || "must look like name@example.com".to_owned();
         let (local, domain) = email.split_once('@').ok_or_else(shape)?;
         if local.is_empty() || domain.contains('@') || !domain_is_sane(domain) {
             return Err(shape());
         }
-        if local.chars().count() > LOCAL_MAX_CHARS {
+        let local_chars = local.chars().count();
+        if local_chars > LOCAL_MAX_CHARS {
             return Err(format!(
-                "the part before @ must be at most {LOCAL_MAX_CHARS} characters"
+                "the part before @ must be at most {LOCAL_MAX_CHARS} characters once lowercased (got {local_chars})"
             ));
         }
-        Ok(Self(email.to_lowercase()))
+        Ok(Self(email))
     }
 
     /// The lowercased address.
@@ -89,7 +116,8 @@ impl Email {
     }
 }
 
-/// At least two dot-separated labels of letters, digits and inner hyphens.
+/// At least two dot-separated labels of letters, digits, inner hyphens and the combining
+/// marks that follow a letter (`i̇`, the lowercase of `İ`, is `i` and a combining dot).
 fn domain_is_sane(domain: &str) -> bool {
     let labels: Vec<&str> = domain.split('.').collect();
     labels.len() >= 2
@@ -97,7 +125,10 @@ fn domain_is_sane(domain: &str) -> bool {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && !label.starts_with(text::is_mark)
+                && label
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || text::is_mark(c))
         })
 }
 
@@ -214,20 +245,9 @@ fn optional<T>(
 ) -> Option<T> {
     let result = match value? {
         Value::String(text) => parse(&text),
-        other => Err(format!("must be a string (got {})", kind(&other))),
+        other => Err(format!("must be a string (got {})", json_kind(&other))),
     };
     result.map_err(|problem| problems.add(field, problem)).ok()
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A stored user, as the API returns it.
@@ -285,6 +305,9 @@ fn event(ty: &str, id: i64, data: Value, at: DateTime<Utc>, trace: &TraceParent)
     event.time = Some(at);
     event
 }
+
+#[path = "domain_text.rs"]
+mod text;
 
 #[cfg(test)]
 #[path = "domain_tests.rs"]

@@ -39,6 +39,8 @@ pub enum Fault {
     BadInput,
     /// Random, malformed and huge HTTP requests to user-service.
     HttpFuzz,
+    /// One message of each hostile class into the dispatch queue under load.
+    HostileInput,
 }
 
 impl Fault {
@@ -58,6 +60,7 @@ impl Fault {
             Self::SlowConsumer => "slow-consumer".into(),
             Self::BadInput => "bad-input".into(),
             Self::HttpFuzz => "http-fuzz".into(),
+            Self::HostileInput => "hostile-input".into(),
         }
     }
 }
@@ -110,7 +113,7 @@ pub async fn inject(
         Fault::DeleteAndRecreate => reload::delete_and_recreate(system).await,
         Fault::SymlinkSwap => reload::symlink_swap(system).await,
         Fault::SlowConsumer => slow_consumer(system, broker).await,
-        Fault::BadInput | Fault::HttpFuzz => Ok(String::new()),
+        Fault::BadInput | Fault::HttpFuzz | Fault::HostileInput => Ok(String::new()),
     }
 }
 

@@ -3,6 +3,10 @@
 //! (must be 0), duplicates (allowed, counted), every process still serving.
 
 mod bad_input;
+mod hostile;
+mod hostile_messages;
+mod hostile_report;
+mod hostile_watch;
 mod inject;
 mod reload;
 
@@ -53,6 +57,8 @@ pub struct Scale {
     pub fuzz_requests: usize,
     /// Whether to run the long (30 s) broker outage.
     pub long_outage: bool,
+    /// Messages of 20 MiB in the hostile-input scenario.
+    pub hostile_large: usize,
 }
 
 impl Scale {
@@ -64,6 +70,7 @@ impl Scale {
             bad_messages: 1_000,
             fuzz_requests: 1_000,
             long_outage: false,
+            hostile_large: 40,
         }
     }
 
@@ -75,6 +82,7 @@ impl Scale {
             bad_messages: 10_000,
             fuzz_requests: 10_000,
             long_outage: true,
+            hostile_large: 40,
         }
     }
 }
@@ -99,6 +107,7 @@ pub fn scenarios(scale: Scale) -> Vec<Fault> {
         Fault::SymlinkSwap,
         Fault::SlowConsumer,
         Fault::BadInput,
+        Fault::HostileInput,
         Fault::HttpFuzz,
     ]);
     all
@@ -109,6 +118,7 @@ pub async fn run(broker: &PrivateBroker, fault: Fault, scale: Scale) -> anyhow::
     match fault {
         Fault::BadInput => return bad_input::dispatcher_bad_input(broker, scale).await,
         Fault::HttpFuzz => return bad_input::http_fuzz(broker, scale).await,
+        Fault::HostileInput => return hostile::hostile_input(broker, scale).await,
         _ => {}
     }
     let options = Options {

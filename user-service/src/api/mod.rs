@@ -1,8 +1,9 @@
 //! The HTTP API (axum): the routes, their shared state, and how every failure becomes a
 //! JSON `{"error", "details"}` body — including unknown paths (404), wrong methods (405),
 //! oversized bodies (413) and, should a handler ever panic, a 500 that says nothing
-//! internal.
+//! internal. A body whose objects repeat a member name is refused (`400`).
 
+mod body;
 mod extract;
 mod ops;
 mod users;

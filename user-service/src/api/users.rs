@@ -5,10 +5,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use events::http::{ApiError, JsonBody};
+use events::http::ApiError;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::body::StrictJson;
 use super::extract::{IdempotencyHeader, Page, Trace, UserId};
 use super::{AppState, store_error};
 use crate::domain::{Problems, User, UserFields};
@@ -20,7 +21,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     Trace(trace): Trace,
     key: IdempotencyHeader,
-    JsonBody(body): JsonBody<Value>,
+    StrictJson(body): StrictJson,
 ) -> Result<Response, ApiError> {
     let key = key.for_body(&body);
     let new_user = fields(body)?.into_new_user().map_err(invalid)?;
@@ -79,7 +80,7 @@ pub(super) async fn update(
     State(state): State<AppState>,
     UserId(id): UserId,
     Trace(trace): Trace,
-    JsonBody(body): JsonBody<Value>,
+    StrictJson(body): StrictJson,
 ) -> Result<Json<User>, ApiError> {
     let patch = fields(body)?.into_patch().map_err(invalid)?;
     let user = state

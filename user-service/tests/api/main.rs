@@ -7,6 +7,7 @@
 mod create;
 mod errors;
 mod fuzz;
+mod hostile;
 mod idempotency;
 mod users;
 
