@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use events::Endpoints;
 use events::amqp::{Publisher, connect_once};
 use events::lapin::Channel;
 use serde_json::Value;
@@ -51,6 +52,7 @@ pub async fn hostile_input(broker: &PrivateBroker, scale: Scale) -> anyhow::Resu
         rust_log: "info".to_owned(),
         with_orders: true,
         poll_interval: None,
+        ..Options::default()
     };
     let mut system = System::start(options).await?;
     let watch = format!("{}.watch", system.queues.tap);
@@ -96,7 +98,7 @@ async fn run(
     exits: &Exits,
 ) -> anyhow::Result<Row> {
     let observer = connect_once(
-        &broker.url(),
+        &broker.endpoints(),
         "fault-hostile-watch",
         Duration::from_secs(10),
     )
@@ -202,7 +204,12 @@ async fn hostile_phase(
     drain: &Channel,
     exits: &Exits,
 ) -> anyhow::Result<HostileSeen> {
-    let connection = connect_once(&broker.url(), "fault-hostile", Duration::from_secs(10)).await?;
+    let connection = connect_once(
+        &broker.endpoints(),
+        "fault-hostile",
+        Duration::from_secs(10),
+    )
+    .await?;
     let frame_max = usize::try_from(connection.configuration().frame_max())?;
     let publisher = Publisher::new(&connection).await?;
     let (mut sent, mut notes) = (Vec::new(), Vec::new());
@@ -266,7 +273,7 @@ fn failed_row(notes: String) -> Row {
 /// How many messages are left in the source queue once the dispatcher stopped.
 async fn stuck_note(system: &System) -> String {
     let Ok(connection) = connect_once(
-        &system.amqp_url,
+        &system.endpoints(),
         "fault-hostile-count",
         Duration::from_secs(10),
     )
@@ -304,8 +311,12 @@ async fn wait_for_generation(system: &System, generation: u64) -> anyhow::Result
 }
 
 async fn delete(url: &str, queues: &[&str]) {
-    if let Ok(connection) =
-        connect_once(url, "fault-hostile-cleanup", Duration::from_secs(10)).await
+    if let Ok(connection) = connect_once(
+        &Endpoints::from(url),
+        "fault-hostile-cleanup",
+        Duration::from_secs(10),
+    )
+    .await
     {
         events::testing::delete_queues(&connection, queues).await;
         let _ = connection.close(200, "ok".into()).await;
