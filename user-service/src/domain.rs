@@ -287,5 +287,4 @@ fn event(ty: &str, id: i64, data: Value, at: DateTime<Utc>, trace: &TraceParent)
 }
 
 #[cfg(test)]
-#[path = "domain_tests.rs"]
 mod tests;

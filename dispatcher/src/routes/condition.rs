@@ -292,9 +292,7 @@ impl Comparison {
     }
 }
 
-#[path = "condition_display.rs"]
 mod display;
 
 #[cfg(test)]
-#[path = "condition_tests.rs"]
 mod tests;

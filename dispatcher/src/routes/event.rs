@@ -261,5 +261,4 @@ fn binary_attributes(
 }
 
 #[cfg(test)]
-#[path = "event_tests.rs"]
 mod tests;
