@@ -528,7 +528,9 @@ pub fn binary_attribute(headers: &FieldTable, name: &str) -> Option<String> {
     })
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// What kind of JSON value `value` is, as an error message says it: `null`, `a boolean`,
+/// `a number`, `a string`, `an array` or `an object`.
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

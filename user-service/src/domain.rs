@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use events::defaults::{USER_CREATED, USER_DELETED, USER_UPDATED};
+use events::envelope::json_kind;
 use events::{CloudEvent, TraceParent};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
@@ -214,20 +215,9 @@ fn optional<T>(
 ) -> Option<T> {
     let result = match value? {
         Value::String(text) => parse(&text),
-        other => Err(format!("must be a string (got {})", kind(&other))),
+        other => Err(format!("must be a string (got {})", json_kind(&other))),
     };
     result.map_err(|problem| problems.add(field, problem)).ok()
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A stored user, as the API returns it.
