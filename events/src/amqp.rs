@@ -254,9 +254,7 @@ pub enum PublishError {
         code: u16,
         /// AMQP reply text.
         text: String,
-        /// Where it was published.
         exchange: String,
-        /// With which routing key.
         routing_key: String,
     },
     /// Publisher confirms were not enabled on the channel.

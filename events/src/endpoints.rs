@@ -33,7 +33,6 @@ pub enum EndpointsError {
     /// `AMQP_URL_FILE` could not be read.
     #[error("cannot read AMQP_URL_FILE {path}: {source}")]
     UrlFile {
-        /// The file.
         path: PathBuf,
         /// What the system said.
         source: std::io::Error,

@@ -111,11 +111,8 @@ pub enum EnvelopeError {
     /// An attribute has the wrong JSON type.
     #[error("attribute `{name}` must be {expected}, found {found}")]
     WrongType {
-        /// The attribute.
         name: String,
-        /// What it must be.
         expected: &'static str,
-        /// What it is.
         found: &'static str,
     },
     /// A required attribute is an empty string.

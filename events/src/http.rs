@@ -25,7 +25,6 @@ use crate::trace::{TRACEPARENT_HEADER, TraceParent};
 /// An error response: `{"error": "...", "details": ...}` with a status code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    /// The HTTP status.
     pub status: StatusCode,
     /// One sentence for a person.
     pub error: String,

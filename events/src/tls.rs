@@ -19,7 +19,6 @@ pub enum TlsFileError {
     Unreadable {
         /// Which setting it is (`AMQP_CA_FILE`…).
         what: &'static str,
-        /// The file.
         path: PathBuf,
         /// What the system said.
         source: std::io::Error,
@@ -29,7 +28,6 @@ pub enum TlsFileError {
     NotPem {
         /// Which setting it is.
         what: &'static str,
-        /// The file.
         path: PathBuf,
         /// What it should hold.
         expected: &'static str,

@@ -145,9 +145,7 @@ impl Problems {
 /// A valid new user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {
-    /// The name.
     pub name: UserName,
-    /// The email.
     pub email: Email,
 }
 

@@ -74,9 +74,7 @@ pub enum Literal {
 pub struct Condition {
     /// The path as written, e.g. `data.country`.
     pub key: String,
-    /// Where to look.
     pub path: Path,
-    /// What must hold.
     pub test: Test,
 }
 

@@ -49,7 +49,6 @@ enum Attributes<'a> {
 /// A delivery's event type, read once, and what building its [`EventDoc`] needs.
 #[derive(Debug)]
 pub struct Incoming<'a> {
-    /// The event type.
     pub event_type: Cow<'a, str>,
     /// The rest of the event, read only when a route needs it.
     pub doc: DocSource<'a>,
