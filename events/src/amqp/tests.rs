@@ -101,8 +101,7 @@ fn any_value() -> impl Strategy<Value = AMQPValue> {
         }),
         "[a-z]{0,40}".prop_map(|s| AMQPValue::ShortString(s.as_str().into())),
         "\\PC{0,200}".prop_map(|s| AMQPValue::LongString(s.as_str().into())),
-        proptest::collection::vec(any::<u8>(), 0..50)
-            .prop_map(|b| AMQPValue::ByteArray(b.into())),
+        proptest::collection::vec(any::<u8>(), 0..50).prop_map(|b| AMQPValue::ByteArray(b.into())),
     ];
     leaf.prop_recursive(3, 40, 6, |inner| {
         prop_oneof![

@@ -94,8 +94,7 @@ fn json_that_is_not_an_object_is_refused() {
 
 #[test]
 fn json_without_type_is_refused_with_a_helpful_message() {
-    let err =
-        CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","source":"s"}"#).unwrap_err();
+    let err = CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","source":"s"}"#).unwrap_err();
     assert_eq!(err, EnvelopeError::Missing("type"));
     assert_eq!(err.reason(), "missing_type");
     assert!(err.to_string().contains("cloudEvents_type"), "{err}");
@@ -105,9 +104,8 @@ fn json_without_type_is_refused_with_a_helpful_message() {
 
 #[test]
 fn a_wrong_specversion_is_refused() {
-    let err =
-        CloudEvent::from_json(br#"{"specversion":"0.3","id":"1","source":"s","type":"t"}"#)
-            .unwrap_err();
+    let err = CloudEvent::from_json(br#"{"specversion":"0.3","id":"1","source":"s","type":"t"}"#)
+        .unwrap_err();
     assert_eq!(err, EnvelopeError::SpecVersion("0.3".into()));
     assert_eq!(err.reason(), "bad_specversion");
 }
@@ -123,8 +121,7 @@ fn missing_id_and_source_are_refused() {
     let err =
         CloudEvent::from_json(br#"{"specversion":"1.0","source":"s","type":"t"}"#).unwrap_err();
     assert_eq!(err, EnvelopeError::Missing("id"));
-    let err =
-        CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","type":"t"}"#).unwrap_err();
+    let err = CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","type":"t"}"#).unwrap_err();
     assert_eq!(err, EnvelopeError::Missing("source"));
 }
 
@@ -144,9 +141,8 @@ fn a_type_that_is_not_a_string_is_refused() {
 
 #[test]
 fn an_empty_type_is_refused() {
-    let err =
-        CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","source":"s","type":""}"#)
-            .unwrap_err();
+    let err = CloudEvent::from_json(br#"{"specversion":"1.0","id":"1","source":"s","type":""}"#)
+        .unwrap_err();
     assert_eq!(err, EnvelopeError::Empty("type"));
 }
 
