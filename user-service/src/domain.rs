@@ -175,9 +175,7 @@ impl Problems {
 /// A valid new user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {
-    /// The name.
     pub name: UserName,
-    /// The email.
     pub email: Email,
 }
 
@@ -310,5 +308,4 @@ fn event(ty: &str, id: i64, data: Value, at: DateTime<Utc>, trace: &TraceParent)
 mod text;
 
 #[cfg(test)]
-#[path = "domain_tests.rs"]
 mod tests;

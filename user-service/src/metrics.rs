@@ -11,7 +11,6 @@ use prometheus_client::registry::Registry;
 /// Label of a published event.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TypeLabel {
-    /// The event type.
     pub event_type: String,
 }
 

@@ -74,9 +74,7 @@ pub enum Literal {
 pub struct Condition {
     /// The path as written, e.g. `data.country`.
     pub key: String,
-    /// Where to look.
     pub path: Path,
-    /// What must hold.
     pub test: Test,
 }
 
@@ -292,9 +290,7 @@ impl Comparison {
     }
 }
 
-#[path = "condition_display.rs"]
 mod display;
 
 #[cfg(test)]
-#[path = "condition_tests.rs"]
 mod tests;

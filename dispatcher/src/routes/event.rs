@@ -49,7 +49,6 @@ enum Attributes<'a> {
 /// A delivery's event type, read once, and what building its [`EventDoc`] needs.
 #[derive(Debug)]
 pub struct Incoming<'a> {
-    /// The event type.
     pub event_type: Cow<'a, str>,
     /// The rest of the event, read only when a route needs it.
     pub doc: DocSource<'a>,
@@ -261,5 +260,4 @@ fn binary_attributes(
 }
 
 #[cfg(test)]
-#[path = "event_tests.rs"]
 mod tests;

@@ -35,7 +35,6 @@ pub enum Verdict {
 /// Every route's verdict and the resulting targets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
-    /// The event type routed.
     pub event_type: String,
     /// `(route name, verdict)` in file order.
     pub routes: Vec<(String, Verdict)>,

@@ -276,5 +276,4 @@ impl EventSpec {
 }
 
 #[cfg(test)]
-#[path = "file_tests.rs"]
 mod tests;

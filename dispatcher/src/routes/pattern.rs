@@ -150,5 +150,4 @@ pub fn matches(pattern: &[Word], words: &[&str]) -> bool {
 }
 
 #[cfg(test)]
-#[path = "pattern_tests.rs"]
 mod tests;

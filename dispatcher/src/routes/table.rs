@@ -29,9 +29,7 @@ pub enum Target {
     Queue(String),
     /// An existing exchange with a routing key.
     Exchange {
-        /// The exchange.
         exchange: String,
-        /// The routing key.
         routing_key: String,
     },
 }

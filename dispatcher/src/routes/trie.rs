@@ -208,5 +208,4 @@ impl Follow {
 }
 
 #[cfg(test)]
-#[path = "trie_tests.rs"]
 mod tests;

@@ -30,7 +30,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The database.
     pub store: Store,
     /// The service's metrics (broker state for `/readyz`).
     pub metrics: Metrics,

@@ -239,5 +239,4 @@ fn unexpected(outcome: &Outcome) -> StoreError {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

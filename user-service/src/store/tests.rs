@@ -1,3 +1,6 @@
+//! The store on a real SQLite file: group commit, one event per change in commit order,
+//! idempotency keys, pruning, and a backlog that survives a restart.
+
 use super::*;
 use crate::domain::{Email, UserName};
 use prometheus_client::registry::Registry;

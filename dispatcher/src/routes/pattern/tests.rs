@@ -1,3 +1,6 @@
+//! Topic patterns: `*` and `#` as RabbitMQ matches them, refused patterns, and the
+//! linear scan against the recursive reference.
+
 use super::*;
 use proptest::prelude::*;
 

@@ -1,15 +1,11 @@
 //! The real `dispatcher` binary: SIGHUP reloads, SIGTERM exits 0 after settling what is
 //! in flight, and the per-event debug line carries the event's trace id (JSON logs).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{Broker, Names, RoutesDir, WAIT};
+use crate::common::{Broker, Names, RoutesDir, WAIT};
 use events::TraceParent;
 use events::testing::{eventually, take_one};
 use nix::sys::signal::{Signal, kill};

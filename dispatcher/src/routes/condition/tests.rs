@@ -1,3 +1,6 @@
+//! Conditions: each operator on each JSON type, missing values, refused operators and
+//! values with a hint, paths into the event, and how conditions print.
+
 use serde_json::{Value, json};
 
 use super::*;

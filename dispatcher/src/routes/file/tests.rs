@@ -1,3 +1,6 @@
+//! Parsing `routes.toml`: a complete file with positions, and each kind of mistake
+//! reported at its line and column.
+
 use super::*;
 
 fn problems(text: &str) -> Vec<Problem> {

@@ -1,3 +1,6 @@
+//! The pattern trie: every matching route once, `#` at any place, long types, and the
+//! trie against the recursive reference and the linear scan.
+
 use super::*;
 use crate::routes::pattern::{EventMatcher, matches, matches_linear, parse};
 use proptest::prelude::*;

@@ -1,14 +1,10 @@
 //! Graceful shutdown loses nothing: publish N events, stop the dispatcher mid-stream,
 //! start it again, and every one of the N arrives (duplicates are allowed, not loss).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Broker, Names, RoutesDir, Running};
+use crate::common::{Broker, Names, RoutesDir, Running};
 use events::testing::{drain, message_count, wait_for_count};
 
 const N: u32 = 2000;

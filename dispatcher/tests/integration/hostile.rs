@@ -2,11 +2,7 @@
 //! connection's frame size, a huge bad attribute, many large bodies; and an admin API
 //! that answers while the forwarder's runtime is busy.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{Broker, Names, RoutesDir, Running, WAIT, header};
+use crate::common::{Broker, Names, RoutesDir, Running, WAIT, header};
 use events::amqp::content_header_frame_size;
 use events::lapin::BasicProperties;
 use events::lapin::types::{AMQPValue, FieldTable};

@@ -1,11 +1,7 @@
 //! Forwarding against the real broker: properties kept, unrouted and dead-letter paths,
 //! fan-out to queues and an exchange, retries then dead-letter for unroutable targets.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{Broker, Names, RoutesDir, Running, WAIT, header};
+use crate::common::{Broker, Names, RoutesDir, Running, WAIT, header};
 use events::lapin::BasicProperties;
 use events::lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions};
 use events::lapin::types::{AMQPValue, FieldTable};

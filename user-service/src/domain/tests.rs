@@ -1,3 +1,6 @@
+//! Names, emails and request bodies: what is accepted, trimmed and refused, every field
+//! problem listed at once, and the events a change emits.
+
 use super::*;
 use proptest::prelude::*;
 

@@ -3,14 +3,10 @@
 //! would take has a `where`, and binary-mode events made by the Python `cloudevents`
 //! SDK (`ce-`, `ce_` and `cloudEvents_` headers, published with pika) are routed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Broker, Names, RoutesDir, Running, WAIT, header};
+use crate::common::{Broker, Names, RoutesDir, Running, WAIT, header};
 use events::lapin::BasicProperties;
 use events::lapin::types::AMQPValue;
 use events::testing::{amqp_url, eventually, take_one};

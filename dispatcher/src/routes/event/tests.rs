@@ -1,3 +1,6 @@
+//! Reading an incoming event for routing: structured and binary mode, unreadable bodies,
+//! the type limit, and the lazy reader against a full parse.
+
 use super::*;
 use lapin::types::AMQPValue;
 use proptest::prelude::*;

@@ -1,8 +1,6 @@
 //! `dispatcher check` and `dispatcher explain`: exit codes and output, on the repository's
 //! tables and on broken ones.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,8 +1,6 @@
 //! What the integration tests share: an in-process dispatcher on port 0 with its own
 //! routes file (in a tempdir) and its own uniquely named queues on the real broker.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,15 +2,11 @@
 //! connection, mid-stream (`rabbitmqctl close_connection`, as an operator or a broker
 //! restart would). The dispatcher reconnects and nothing is lost.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Broker, Names, RoutesDir, Running, WAIT};
+use crate::common::{Broker, Names, RoutesDir, Running, WAIT};
 use events::testing::{drain, eventually, message_count, wait_for_count};
 
 const N: u32 = 2000;

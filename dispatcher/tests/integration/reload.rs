@@ -2,11 +2,7 @@
 //! POST /reload, deleted and recreated file, and refused edits (broken file, failing
 //! [[test]]) while events keep flowing by the running table.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{Broker, Names, RoutesDir, Running, WAIT, header};
+use crate::common::{Broker, Names, RoutesDir, Running, WAIT, header};
 use events::testing::{eventually, take_one};
 use serde_json::json;
 

@@ -1,0 +1,16 @@
+//! The dispatcher's integration tests, one binary (one link step) with a module per
+//! area. Every module but `cli` runs against the real broker from `AMQP_URL`, each test
+//! on its own uniquely named queues, so they run side by side.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod binary;
+mod broker_loss;
+mod cli;
+mod forward;
+mod hostile;
+mod reading;
+mod reload;
+mod shutdown;
