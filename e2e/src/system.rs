@@ -179,7 +179,8 @@ impl System {
         let orders_spec = common(Spec::new("order-service"), &options)
             .env("ORDER_SERVICE_ADDR", local_addr()?)
             .env("ORDER_DB", db(dir.path(), "orders.db"))
-            .env("ORDER_QUEUE", &queues.order);
+            .env("ORDER_QUEUE", &queues.order)
+            .env("DISPATCH_QUEUE", &queues.dispatch);
         let dispatcher = Service::start(dispatcher_spec)
             .await
             .context("starting the dispatcher")?;

@@ -8,17 +8,18 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::*;
-use crate::event::{Change, UserEvent, UserEventType};
+use crate::event::{Change, Incoming, UserEvent, UserEventType};
 use crate::writer::WriterOptions;
 
 struct Harness {
     app: Router,
+    writer: Writer,
     consuming: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
 
-fn user(id: &str, user_id: i64, version: u64, change: Change) -> UserEvent {
-    UserEvent {
+fn user(id: &str, user_id: i64, version: u64, change: Change) -> Incoming {
+    Incoming::User(UserEvent {
         event_id: id.into(),
         ty: UserEventType::Created,
         user_id,
@@ -26,7 +27,7 @@ fn user(id: &str, user_id: i64, version: u64, change: Change) -> UserEvent {
         change,
         updated_at: Some(Utc::now()),
         time: None,
-    }
+    })
 }
 
 fn named(name: &str) -> Change {
@@ -61,13 +62,14 @@ async fn harness() -> Harness {
     let consuming = Arc::new(AtomicBool::new(false));
     let state = AppState {
         readers: Readers::new(&path),
-        writer,
+        writer: writer.clone(),
         consuming: consuming.clone(),
         metrics,
         registry: Arc::new(registry),
     };
     Harness {
         app: router(state, observer),
+        writer,
         consuming,
         _dir: dir,
     }
@@ -316,3 +318,6 @@ async fn metrics_include_the_service_and_http_metrics() {
         assert!(text.contains(name), "{name} missing in {text}");
     }
 }
+
+#[path = "api_saga_tests.rs"]
+mod saga;

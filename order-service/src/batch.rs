@@ -10,14 +10,14 @@ use tracing::Span;
 
 use crate::consume::{Ended, EventConsumer, Lost};
 use crate::disposition::{Disposition, dispositions};
-use crate::event::{Poison, UserEvent};
+use crate::event::{Incoming, Poison};
 use crate::writer::WriteError;
 
 /// One delivery and what it says.
 struct Message {
     delivery: Delivery,
     span: Span,
-    read: Result<UserEvent, Poison>,
+    read: Result<Incoming, Poison>,
 }
 
 impl EventConsumer {
@@ -28,7 +28,7 @@ impl EventConsumer {
         batch: Vec<Delivery>,
     ) -> Result<(), Ended> {
         let messages: Vec<Message> = batch.into_iter().map(Message::read).collect();
-        let events: Vec<UserEvent> = messages
+        let events: Vec<Incoming> = messages
             .iter()
             .filter_map(|m| m.read.as_ref().ok().cloned())
             .collect();
@@ -132,7 +132,7 @@ impl Message {
         let span = tracing::info_span!("event", %event_id, %event_type, %trace_id);
         let read = cloud
             .map_err(Poison::from)
-            .and_then(|event| UserEvent::from_cloud_event(&event));
+            .and_then(|event| Incoming::from_cloud_event(&event));
         Self {
             delivery,
             span,

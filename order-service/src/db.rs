@@ -42,6 +42,27 @@ const MIGRATIONS: &[&str] = &[
         unit_price_cents INTEGER NOT NULL,
         PRIMARY KEY (order_id, position)
      ) WITHOUT ROWID;",
+    // 2: the saga: order status and version, each transition, and the outbox of events
+    // to publish. Orders from before have no history and stay `pending`.
+    "ALTER TABLE orders ADD COLUMN status TEXT NOT NULL DEFAULT 'pending';
+     ALTER TABLE orders ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+     CREATE TABLE order_history (
+        order_id   INTEGER NOT NULL REFERENCES orders (id),
+        version    INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        event_id   TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        reason     TEXT,
+        PRIMARY KEY (order_id, version)
+     ) WITHOUT ROWID;
+     CREATE TABLE outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        body         BLOB NOT NULL,
+        created_at   INTEGER NOT NULL,
+        published_at INTEGER
+     );
+     CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;",
 ];
 
 /// A database failure.

@@ -1,12 +1,14 @@
-//! The named end of each message: applied, ignored (stale or duplicate), or
-//! dead-lettered with a reason; and what each end logs and counts.
+//! The named end of each message: applied (a snapshot changed), moved (an order changed
+//! status), ignored (stale or duplicate), or dead-lettered with a reason; and what each
+//! end logs and counts.
 
 use chrono::Utc;
 use tracing::Span;
 
 use crate::apply::Ignored;
-use crate::event::{Change, Poison, UserEvent};
+use crate::event::{Change, Incoming, Poison, UserEvent};
 use crate::metrics::Metrics;
+use crate::order_history::Moved;
 use crate::snapshots::Recorded;
 use crate::writer::EventResult;
 
@@ -15,6 +17,8 @@ use crate::writer::EventResult;
 pub enum Disposition {
     /// Its snapshot change is committed.
     Applied(UserEvent),
+    /// Its order transition is committed.
+    Moved(Moved),
     /// Committed as processed, nothing changed.
     Ignored(Ignored),
     /// It goes to `<queue>.dead` with this reason.
@@ -24,7 +28,7 @@ pub enum Disposition {
 /// Pairs each read message with the writer's result for it: `results` holds one entry
 /// per message that was read as an event, in order.
 pub fn dispositions<'a>(
-    reads: impl IntoIterator<Item = &'a Result<UserEvent, Poison>>,
+    reads: impl IntoIterator<Item = &'a Result<Incoming, Poison>>,
     results: Vec<EventResult>,
 ) -> Vec<Disposition> {
     let mut results = results.into_iter();
@@ -33,8 +37,18 @@ pub fn dispositions<'a>(
         .map(|read| match read {
             Err(poison) => Disposition::DeadLetter(poison.clone()),
             Ok(event) => match results.next() {
-                Some(Ok(Recorded::Applied(_))) => Disposition::Applied(event.clone()),
+                Some(Ok(Recorded::Applied(_))) => match event {
+                    Incoming::User(user) => Disposition::Applied(user.clone()),
+                    // Impossible (a snapshot comes from a user event); still not lost.
+                    Incoming::Payment(_) => Disposition::DeadLetter(Poison::ApplyFailed(
+                        "a payment event changed a user snapshot".into(),
+                    )),
+                },
+                Some(Ok(Recorded::Moved(moved))) => Disposition::Moved(moved),
                 Some(Ok(Recorded::Ignored(ignored))) => Disposition::Ignored(ignored),
+                Some(Ok(Recorded::Refused(refusal))) => {
+                    Disposition::DeadLetter(Poison::Refused(refusal))
+                }
                 Some(Err(error)) => Disposition::DeadLetter(Poison::ApplyFailed(error.to_string())),
                 // Impossible (one result per event); the message still is not lost.
                 None => {
@@ -63,6 +77,16 @@ impl Disposition {
                     version = event.version,
                     deleted,
                     "event applied"
+                );
+            }
+            Self::Moved(moved) => {
+                metrics.apply(&moved.entry.event_type);
+                tracing::info!(
+                    order_id = moved.order_id,
+                    status = moved.entry.status.as_str(),
+                    version = moved.entry.version,
+                    reason = moved.entry.reason.as_deref(),
+                    "order moved"
                 );
             }
             Self::Ignored(ignored) => {
@@ -107,10 +131,10 @@ mod tests {
     #[test]
     fn results_are_paired_with_the_messages_that_were_events() {
         let reads = vec![
-            Ok(event("a")),
+            Ok(Incoming::User(event("a"))),
             Err(Poison::UnknownType("x".into())),
-            Ok(event("b")),
-            Ok(event("c")),
+            Ok(Incoming::User(event("b"))),
+            Ok(Incoming::User(event("c"))),
         ];
         let snapshot = Snapshot {
             user_id: 1,
@@ -139,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_missing_result_dead_letters_rather_than_loses_the_message() {
-        let reads = vec![Ok(event("a"))];
+        let reads = vec![Ok(Incoming::User(event("a")))];
         assert!(matches!(
             dispositions(&reads, Vec::new())[0],
             Disposition::DeadLetter(Poison::ApplyFailed(_))

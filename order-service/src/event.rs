@@ -1,11 +1,44 @@
-//! User events as this service reads them: a [`CloudEvent`] of type `user_created`,
-//! `user_updated` or `user_deleted` turned into a typed [`UserEvent`], or a [`Poison`]
-//! saying exactly why it cannot be applied (the reason goes to the dead-letter header).
+//! Events as this service reads them: a [`CloudEvent`] of type `user_created`,
+//! `user_updated` or `user_deleted` turned into a typed [`UserEvent`], a payment event
+//! into a [`PaymentEvent`] (both an [`Incoming`]), or a [`Poison`] saying exactly why it
+//! cannot be applied (the reason goes to the dead-letter header).
 
 use chrono::{DateTime, Utc};
 use events::defaults::{USER_CREATED, USER_DELETED, USER_UPDATED};
 use events::{CloudEvent, EnvelopeError};
 use serde::Deserialize;
+
+use crate::payment::{PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentEvent};
+use crate::status::Refusal;
+
+/// One event this service applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A user changed: the snapshot follows.
+    User(UserEvent),
+    /// The saga's payment answered: the order follows.
+    Payment(PaymentEvent),
+}
+
+impl Incoming {
+    /// Reads either kind, by the event's type.
+    pub fn from_cloud_event(event: &CloudEvent) -> Result<Self, Poison> {
+        match event.ty.as_str() {
+            PAYMENT_SUCCEEDED | PAYMENT_FAILED => {
+                PaymentEvent::from_cloud_event(event).map(Self::Payment)
+            }
+            _ => UserEvent::from_cloud_event(event).map(Self::User),
+        }
+    }
+
+    /// The CloudEvents `id`.
+    pub fn event_id(&self) -> &str {
+        match self {
+            Self::User(event) => &event.event_id,
+            Self::Payment(event) => &event.event_id,
+        }
+    }
+}
 
 /// The three user event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,7 +111,10 @@ pub enum Poison {
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
     /// A CloudEvent of a type this service does not handle.
-    #[error("unknown event type {0:?}: expected user_created, user_updated or user_deleted")]
+    #[error(
+        "unknown event type {0:?}: expected user_created, user_updated, user_deleted, \
+         payment_succeeded or payment_failed"
+    )]
     UnknownType(String),
     /// `data` is missing fields, has wrong types or impossible values.
     #[error("bad event data: {0}")]
@@ -94,6 +130,9 @@ pub enum Poison {
     /// The store refused to apply it even alone (not a transient failure).
     #[error("the store refused the event: {0}")]
     ApplyFailed(String),
+    /// A payment event the order's state machine refuses (see [`crate::status`]).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 impl Poison {
@@ -105,6 +144,7 @@ impl Poison {
             Self::BadData(_) => "bad_data",
             Self::SubjectMismatch { .. } => "subject_mismatch",
             Self::ApplyFailed(_) => "apply_failed",
+            Self::Refused(refusal) => refusal.reason(),
         }
     }
 }

@@ -1,12 +1,17 @@
 //! order-service: consumes user events into idempotent, version-aware SQLite snapshots
 //! of users, and takes orders for the users it knows, without ever calling user-service.
+//! Each order is the order side of a choreography saga: placed `pending` with its
+//! `order_placed` event (through an outbox), then `confirmed` or `cancelled` by the
+//! payment event that answers it.
 //!
 //! - [`consume`]: the AMQP loop; `batch` applies, dead-letters and acks one batch;
 //!   [`disposition`] names the end of each message, [`dead_letter`] builds what goes to
 //!   `<queue>.dead`.
-//! - [`event`] reads user events; [`apply`] holds the pure apply rules.
+//! - [`event`] reads user events, [`payment`] payment events; [`apply`] and [`status`]
+//!   hold the pure rules of each.
 //! - [`writer`] is the one SQLite writer thread; [`db`], [`snapshots`] and
-//!   [`order_store`] are the SQL.
+//!   [`order_store`], [`order_history`] and [`outbox_store`] are the SQL; [`outbox`]
+//!   publishes what orders emit.
 //! - [`orders`] is the order domain and its validation; [`api`] the HTTP routes;
 //!   [`metrics`] the Prometheus metrics; [`settings`] the flags and environment variables.
 
@@ -28,10 +33,15 @@ pub mod dead_letter;
 pub mod disposition;
 pub mod event;
 pub mod metrics;
+pub mod order_history;
 pub mod order_store;
 pub mod orders;
+pub mod outbox;
+pub mod outbox_store;
+pub mod payment;
 pub mod settings;
 pub mod snapshots;
+pub mod status;
 pub mod writer;
 
 use consume::{ConsumeSettings, EventConsumer};
@@ -80,6 +90,15 @@ pub async fn serve(
         metrics: metrics.clone(),
         consuming: consuming.clone(),
     };
+    let relay = tokio::spawn(outbox::relay(
+        db::Readers::new(&settings.db),
+        writer.clone(),
+        outbox::RelaySettings {
+            amqp: settings.amqp.clone(),
+            queue: settings.dispatch_queue.clone(),
+        },
+        stop.clone(),
+    ));
     let consumer_stop = stop.clone();
     let consumer = tokio::spawn(async move {
         let result = consumer.run(consumer_stop.clone()).await;
@@ -98,9 +117,13 @@ pub async fn serve(
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .await;
     let consumed = consumer.await;
+    // The relay ends with `stop`, which the server's end or the consumer's has cancelled.
+    stop.cancel();
+    let relayed = relay.await;
     // Every writer handle is dropped now, so the thread ends after its last command.
     let joined = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     served.context("the HTTP server failed")?;
+    relayed.context("the outbox relay panicked")?;
     consumed
         .context("the consumer task panicked")?
         .context("the consumer stopped")?;

@@ -1,12 +1,23 @@
 //! Orders in SQLite: stored only for a user whose snapshot is live, checked in the same
-//! transaction as the insert.
+//! transaction as the insert; stored `pending`, with its `order_placed` event in the
+//! outbox of the same transaction (the order and its event commit together or not at
+//! all).
 
 use chrono::{DateTime, SubsecRound, Utc};
+use events::CloudEvent;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
 
 use crate::db::StoreError;
+use crate::order_history::{self, HistoryEntry};
 use crate::orders::{LineItem, NewOrder, Order};
+use crate::outbox_store;
+use crate::payment::ORDER_PLACED;
 use crate::snapshots::{format_time, parse_time};
+use crate::status::OrderStatus;
+
+/// The `source` of the events this service emits.
+pub const SOURCE: &str = "order-service";
 
 /// What placing an order did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +56,34 @@ pub fn place(tx: &Connection, order: &NewOrder, now: DateTime<Utc>) -> Result<Pl
             item.unit_price_cents
         ])?;
     }
+    let placed = placed_event(id, order);
+    let entry = HistoryEntry {
+        version: 1,
+        status: OrderStatus::Pending,
+        at: now,
+        event_id: placed.id.clone(),
+        event_type: ORDER_PLACED.to_owned(),
+        reason: None,
+    };
+    order_history::record(tx, id, &entry)?;
+    outbox_store::push(tx, &placed.to_json_vec(), now.timestamp())?;
     Ok(Placed::Created(Order {
         id,
         user_id: order.user_id,
         items: order.items.clone(),
         total_cents: order.total_cents,
         created_at: now,
+        status: OrderStatus::Pending,
+        version: 1,
+        history: vec![entry],
     }))
+}
+
+/// The `order_placed` event of order `id`: `{order_id, user_id, total_cents}`, subject
+/// the order id.
+fn placed_event(id: i64, order: &NewOrder) -> CloudEvent {
+    let data = json!({"order_id": id, "user_id": order.user_id, "total_cents": order.total_cents});
+    CloudEvent::new(SOURCE, ORDER_PLACED, data).with_subject(id.to_string())
 }
 
 /// The order `id`, with its items.
@@ -67,6 +99,9 @@ pub fn get(connection: &Connection, id: i64) -> Result<Option<Order>, StoreError
         })
         .optional()?;
     let Some((user_id, total_cents, created_at)) = head else {
+        return Ok(None);
+    };
+    let Some(state) = order_history::state(connection, id)? else {
         return Ok(None);
     };
     let mut statement = connection.prepare_cached(
@@ -88,6 +123,9 @@ pub fn get(connection: &Connection, id: i64) -> Result<Option<Order>, StoreError
         items,
         total_cents,
         created_at: parse_time(&created_at)?,
+        status: state.status,
+        version: state.version,
+        history: order_history::history(connection, id)?,
     }))
 }
 

@@ -1,11 +1,14 @@
 //! Orders, the domain: the request as a client sends it, the checked [`NewOrder`] (parse,
 //! don't validate: a `NewOrder` has items, sane quantities and a total that fits), and
-//! the stored [`Order`].
+//! the stored [`Order`] with its saga status and history.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::order_history::HistoryEntry;
+use crate::status::OrderStatus;
 
 /// Most line items one order may have.
 pub const MAX_ITEMS: usize = 100;
@@ -72,6 +75,12 @@ pub struct Order {
     pub total_cents: i64,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
+    /// Where it is in the saga: `pending`, then `confirmed` or `cancelled`.
+    pub status: OrderStatus,
+    /// Counts its transitions from 1 (`pending`).
+    pub version: u64,
+    /// Each transition, oldest first, with its time and the event that caused it.
+    pub history: Vec<HistoryEntry>,
 }
 
 /// Every problem of a request, by field path (`items[2].quantity`).

@@ -26,6 +26,10 @@ pub struct Settings {
     /// Queue of user events to consume (declared with its `.dead` queue at start).
     #[arg(long, env = "ORDER_QUEUE", default_value = defaults::QUEUE_ORDER)]
     pub queue: String,
+    /// Queue the events this service emits (`order_placed`) are published to: the
+    /// dispatcher's source queue (declared with its `.dead` queue at start).
+    #[arg(long, env = "DISPATCH_QUEUE", default_value = defaults::QUEUE_DISPATCH)]
+    pub dispatch_queue: String,
     /// Most unacknowledged deliveries at once; also the largest batch per transaction.
     #[arg(long, env = "ORDER_PREFETCH", default_value_t = DEFAULT_PREFETCH,
           value_parser = clap::value_parser!(u16).range(1..=5000))]
@@ -56,6 +60,7 @@ impl Settings {
             addr: defaults::ORDER_SERVICE_ADDR.to_owned(),
             db: PathBuf::from(defaults::ORDER_DB),
             queue: defaults::QUEUE_ORDER.to_owned(),
+            dispatch_queue: defaults::QUEUE_DISPATCH.to_owned(),
             prefetch: DEFAULT_PREFETCH,
             dedupe_retention: DEFAULT_DEDUPE_RETENTION,
             dedupe_retention_days: None,
@@ -88,6 +93,7 @@ mod tests {
         assert_eq!(parsed.dedupe_retention_days, built.dedupe_retention_days);
         assert_eq!(parsed.dedupe_window(), built.dedupe_window());
         assert_eq!(parsed.queue, built.queue);
+        assert_eq!(parsed.dispatch_queue, built.dispatch_queue);
     }
 
     #[test]

@@ -7,14 +7,21 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::apply::{Effect, Ignored, Snapshot, UserState, effect_of};
 use crate::db::StoreError;
 use crate::event::UserEvent;
+use crate::order_history::Moved;
+use crate::status::Refusal;
 
-/// What applying one event did.
+/// What applying one event (a user event or a payment event) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     /// The snapshot was replaced by this one.
     Applied(Snapshot),
+    /// An order moved to a new status.
+    Moved(Moved),
     /// Nothing changed.
     Ignored(Ignored),
+    /// The order's state machine refused the payment event: nothing was written, not
+    /// even the event id (it goes to the dead-letter queue, and may be replayed).
+    Refused(Refusal),
 }
 
 /// Applies `event` on `tx` (an open write transaction): an event id seen before is a
@@ -32,12 +39,19 @@ pub fn apply(tx: &Connection, event: &UserEvent, now: i64) -> Result<Recorded, S
         }
         Effect::Ignore(ignored) => Recorded::Ignored(ignored),
     };
-    tx.prepare_cached("INSERT INTO processed_events (event_id, processed_at) VALUES (?1, ?2)")?
-        .execute(params![event.event_id, now])?;
+    mark_processed(tx, &event.event_id, now)?;
     Ok(recorded)
 }
 
-fn is_processed(connection: &Connection, event_id: &str) -> Result<bool, StoreError> {
+/// Records `event_id` as processed at `now` (Unix seconds).
+pub(crate) fn mark_processed(tx: &Connection, event_id: &str, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO processed_events (event_id, processed_at) VALUES (?1, ?2)")?
+        .execute(params![event_id, now])?;
+    Ok(())
+}
+
+/// Whether `event_id` was processed (and not forgotten yet).
+pub(crate) fn is_processed(connection: &Connection, event_id: &str) -> Result<bool, StoreError> {
     Ok(connection
         .prepare_cached("SELECT 1 FROM processed_events WHERE event_id = ?1")?
         .query_row([event_id], |_| Ok(()))

@@ -1,24 +1,27 @@
 //! The one writer connection, on its own thread. Everything that writes goes through it:
 //! a batch of events is applied in one `BEGIN IMMEDIATE` transaction (group commit), an
-//! order is placed in another. Transient failures (busy, I/O) are retried with backoff;
+//! order is placed in another (with its `order_placed` in the outbox), confirmed
+//! outbox rows are marked published. Transient failures (busy, I/O) are retried with backoff;
 //! a batch that fails for good is replayed event by event so one bad event cannot block
 //! the others.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use prometheus_client::metrics::counter::Counter;
 use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, StoreError};
-use crate::event::UserEvent;
+use crate::event::Incoming;
 use crate::order_store::{self, Placed};
 use crate::orders::NewOrder;
 use crate::snapshots::{self, Recorded};
+use crate::{order_history, outbox_store};
 
 /// How long an order waits on a busy database before the request fails with 503.
 pub const ORDER_DEADLINE: Duration = Duration::from_secs(5);
@@ -49,12 +52,16 @@ pub type EventResult = Result<Recorded, StoreError>;
 
 enum Command {
     Apply {
-        events: Vec<UserEvent>,
+        events: Vec<Incoming>,
         reply: oneshot::Sender<Result<Vec<EventResult>, WriteError>>,
     },
     Place {
         order: NewOrder,
         reply: oneshot::Sender<Result<Placed, WriteError>>,
+    },
+    MarkPublished {
+        seqs: Vec<i64>,
+        reply: oneshot::Sender<Result<(), WriteError>>,
     },
 }
 
@@ -63,6 +70,7 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Writer {
     commands: mpsc::Sender<Command>,
+    placed: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Command {
@@ -70,6 +78,7 @@ impl std::fmt::Debug for Command {
         match self {
             Self::Apply { events, .. } => write!(f, "Apply({} events)", events.len()),
             Self::Place { order, .. } => write!(f, "Place(user {})", order.user_id),
+            Self::MarkPublished { seqs, .. } => write!(f, "MarkPublished({} rows)", seqs.len()),
         }
     }
 }
@@ -90,22 +99,24 @@ pub fn start(path: &Path, options: WriterOptions) -> Result<(Writer, JoinHandle<
     let mut connection = db::open(path)?;
     db::migrate(&mut connection)?;
     let (commands, receiver) = mpsc::channel(16);
+    let placed = Arc::new(Notify::new());
     let thread = Thread {
         connection,
         options,
         last_prune: None,
+        placed: placed.clone(),
     };
     let handle = std::thread::Builder::new()
         .name("sqlite-writer".into())
         .spawn(move || thread.run(receiver))
         .map_err(StoreError::WriterThread)?;
-    Ok((Writer { commands }, handle))
+    Ok((Writer { commands, placed }, handle))
 }
 
 impl Writer {
     /// Applies `events` in one transaction; one result per event, in order. `Err` means
     /// nothing was committed.
-    pub async fn apply(&self, events: Vec<UserEvent>) -> Result<Vec<EventResult>, WriteError> {
+    pub async fn apply(&self, events: Vec<Incoming>) -> Result<Vec<EventResult>, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Apply { events, reply }).await?;
         answer.await.map_err(|_| WriteError::Stopped)?
@@ -116,6 +127,18 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Place { order, reply }).await?;
         answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Marks outbox rows published (their publish was confirmed).
+    pub async fn mark_published(&self, seqs: Vec<i64>) -> Result<(), WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::MarkPublished { seqs, reply }).await?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Signalled after each order commit: its event waits in the outbox.
+    pub fn placed(&self) -> Arc<Notify> {
+        self.placed.clone()
     }
 
     async fn send(&self, command: Command) -> Result<(), WriteError> {
@@ -130,6 +153,7 @@ struct Thread {
     connection: Connection,
     options: WriterOptions,
     last_prune: Option<Instant>,
+    placed: Arc<Notify>,
 }
 
 impl Thread {
@@ -145,19 +169,29 @@ impl Thread {
                     let result = self.with_retry(Some(deadline), |tx| {
                         order_store::place(tx, &order, Utc::now())
                     });
+                    if matches!(result, Ok(Placed::Created(_))) {
+                        self.placed.notify_one();
+                    }
                     let _ = reply.send(result);
+                }
+                Command::MarkPublished { seqs, reply } => {
+                    let now = Utc::now().timestamp();
+                    let result =
+                        self.with_retry(None, |tx| outbox_store::mark_published(tx, &seqs, now));
+                    let _ = reply.send(result);
+                    self.prune_if_due();
                 }
             }
         }
         tracing::debug!("database writer stopped");
     }
 
-    fn apply(&mut self, events: &[UserEvent]) -> Result<Vec<EventResult>, WriteError> {
-        let now = Utc::now().timestamp();
+    fn apply(&mut self, events: &[Incoming]) -> Result<Vec<EventResult>, WriteError> {
+        let now = Utc::now();
         let batch = self.with_retry(None, |tx| {
             events
                 .iter()
-                .map(|event| snapshots::apply(tx, event, now))
+                .map(|event| apply_one(tx, event, now))
                 .collect::<Result<Vec<_>, _>>()
         });
         match batch {
@@ -174,8 +208,12 @@ impl Thread {
         }
     }
 
-    fn apply_alone(&mut self, event: &UserEvent, now: i64) -> Result<EventResult, WriteError> {
-        match self.with_retry(None, |tx| snapshots::apply(tx, event, now)) {
+    fn apply_alone(
+        &mut self,
+        event: &Incoming,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<EventResult, WriteError> {
+        match self.with_retry(None, |tx| apply_one(tx, event, now)) {
             Ok(recorded) => Ok(Ok(recorded)),
             Err(WriteError::Permanent(error)) => Ok(Err(error)),
             Err(other) => Err(other),
@@ -221,12 +259,27 @@ impl Thread {
         let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
         let before = Utc::now().timestamp().saturating_sub(secs);
         match transaction(&mut self.connection, |tx| {
-            snapshots::prune_processed(tx, before)
+            Ok(
+                snapshots::prune_processed(tx, before)?
+                    + outbox_store::prune_published(tx, before)?,
+            )
         }) {
             Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "forgot old processed event ids"),
+            Ok(pruned) => tracing::info!(pruned, "forgot old processed event ids and outbox rows"),
             Err(error) => tracing::warn!(%error, "pruning processed event ids failed"),
         }
+    }
+}
+
+/// Applies one event of either kind on `tx`.
+fn apply_one(
+    tx: &Connection,
+    event: &Incoming,
+    now: chrono::DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
+    match event {
+        Incoming::User(user) => snapshots::apply(tx, user, now.timestamp()),
+        Incoming::Payment(payment) => order_history::apply_payment(tx, payment, now),
     }
 }
 

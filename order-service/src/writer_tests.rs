@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::apply::Ignored;
-use crate::event::{Change, UserEventType};
+use crate::event::{Change, UserEvent, UserEventType};
 
 fn options() -> WriterOptions {
     WriterOptions {
@@ -14,8 +14,8 @@ fn options() -> WriterOptions {
     }
 }
 
-fn event(id: &str, user_id: i64, version: u64, name: &str) -> UserEvent {
-    UserEvent {
+fn event(id: &str, user_id: i64, version: u64, name: &str) -> Incoming {
+    Incoming::User(UserEvent {
         event_id: id.into(),
         ty: UserEventType::Created,
         user_id,
@@ -26,7 +26,7 @@ fn event(id: &str, user_id: i64, version: u64, name: &str) -> UserEvent {
         },
         updated_at: None,
         time: None,
-    }
+    })
 }
 
 fn stored_names(path: &Path) -> Vec<String> {

@@ -84,8 +84,17 @@ fn pattern(name: &str, args: &DemoArgs) -> anyhow::Result<()> {
     })?;
     broker::ensure()?;
     run_step(
-        "cargo build (dispatcher, patterns)",
-        cargo().args(["build", "--bins", "-p", "dispatcher", "-p", "patterns"]),
+        "cargo build (dispatcher, order-service, patterns)",
+        cargo().args([
+            "build",
+            "--bins",
+            "-p",
+            "dispatcher",
+            "-p",
+            "order-service",
+            "-p",
+            "patterns",
+        ]),
     )?;
     let options = Options {
         timeout: Duration::from_secs(args.timeout),

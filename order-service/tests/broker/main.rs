@@ -4,7 +4,9 @@
 //! - [`consume`]: events become snapshots, poison is dead-lettered, orders need a known
 //!   user, state survives a restart and redeliveries are deduplicated;
 //! - [`broker_loss`]: the service reconnects and resumes when the broker is lost;
-//! - [`binary`]: the real binary's settings, logs and exit code.
+//! - [`binary`]: the real binary's settings, logs and exit code;
+//! - [`saga`]: orders emit `order_placed` through the outbox, payment events confirm or
+//!   cancel them, refused ones are dead-lettered.
 //!
 //! The helpers below start the service in-process on port 0 over a real SQLite file and
 //! a unique queue, and build and publish events.
@@ -14,6 +16,7 @@
 mod binary;
 mod broker_loss;
 mod consume;
+mod saga;
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,6 +76,7 @@ impl Service {
         settings.addr = addr.to_string();
         settings.db = db.to_owned();
         settings.queue = queue.to_owned();
+        settings.dispatch_queue = dispatch_queue(queue);
         tune(&mut settings);
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(order_service::serve(listener, settings, shutdown.clone()));
@@ -204,8 +208,15 @@ impl Fixture {
     }
 
     pub async fn cleanup(self) {
-        events::testing::delete_queues(&self.connection, &[&self.queue]).await;
+        let dispatch = dispatch_queue(&self.queue);
+        events::testing::delete_queues(&self.connection, &[&self.queue, &dispatch]).await;
     }
+}
+
+/// Where the service under test publishes `order_placed`: its own queue, never the
+/// system's.
+pub fn dispatch_queue(queue: &str) -> String {
+    format!("{queue}.dispatch")
 }
 
 /// `user_created` (version 1) or `user_updated` (later versions).

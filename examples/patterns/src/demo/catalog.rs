@@ -1,12 +1,4 @@
-//! The patterns that run: their names, what each shows, its routing table, and what
-//! an incomplete one still needs.
-
-/// What the saga still needs before `cargo xtask demo --list` names it.
-pub const SAGA_MISSING: &str = "order-service's side of the saga: `POST /orders` recording the \
-    order as `pending` and emitting `order_placed`, applying `payment_succeeded` / \
-    `payment_failed` from the order queue (`confirmed` / `cancelled`, idempotently and \
-    version-aware), and `GET /orders/{id}` showing the status and its history. Until then \
-    this demo plays order-service itself and runs the payment half only.";
+//! The patterns that run: their names, what each shows, and its routing table.
 
 /// The patterns that run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +9,12 @@ pub enum Demo {
     Rpc,
     /// One event to three consumers.
     Fanout,
-    /// A choreography saga with compensation (its payment half so far).
+    /// A choreography saga with compensation: order-service and a payment service.
     Saga,
 }
 
 impl Demo {
-    /// Every demo, listed or not.
+    /// Every demo, as `--list` names them.
     pub const ALL: [Self; 4] = [Self::Chain, Self::Rpc, Self::Fanout, Self::Saga];
 
     /// The name on the command line.
@@ -53,7 +45,7 @@ impl Demo {
                 "one event to three consumers: two queues, and an exchange bound to a third"
             }
             Self::Saga => {
-                "an order saga with compensation: payment behind a circuit breaker (payment half only)"
+                "an order saga with compensation: order-service's orders confirmed or cancelled by a payment service behind a circuit breaker"
             }
         }
     }
@@ -68,16 +60,8 @@ impl Demo {
         }
     }
 
-    /// What the demo still needs before it is complete, if anything.
-    pub fn missing(self) -> Option<&'static str> {
-        match self {
-            Self::Saga => Some(SAGA_MISSING),
-            Self::Chain | Self::Rpc | Self::Fanout => None,
-        }
-    }
-
-    /// The demos `--list` names: the complete ones.
+    /// The demos `--list` names: all of them.
     pub fn listed() -> impl Iterator<Item = Self> {
-        Self::ALL.into_iter().filter(|d| d.missing().is_none())
+        Self::ALL.into_iter()
     }
 }

@@ -68,7 +68,7 @@ impl Fleet {
     ) -> anyhow::Result<()> {
         if !binary.is_file() {
             bail!(
-                "{} not found: build it first (`cargo build -p dispatcher -p patterns --bins`)",
+                "{} not found: build it first (`cargo build -p dispatcher -p order-service -p patterns --bins`)",
                 binary.display()
             );
         }

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod fanout;
 mod fleet;
 pub mod journal;
+mod order_api;
 mod queues;
 pub mod rpc;
 pub mod saga;
@@ -81,12 +82,12 @@ mod tests {
     }
 
     #[test]
-    fn names_parse_back_and_only_complete_demos_are_listed() {
+    fn names_parse_back_and_every_demo_is_listed() {
         for demo in Demo::ALL {
             assert_eq!(Demo::from_name(demo.name()), Some(demo));
         }
         assert_eq!(Demo::from_name("nope"), None);
         let listed: Vec<Demo> = Demo::listed().collect();
-        assert_eq!(listed, [Demo::Chain, Demo::Rpc, Demo::Fanout]);
+        assert_eq!(listed, [Demo::Chain, Demo::Rpc, Demo::Fanout, Demo::Saga]);
     }
 }
