@@ -2,7 +2,9 @@
 //! preload N events into a source queue, start the forwarder, time until the target
 //! holds N. Contenders: the Shovel (broker-native, `ack-mode` `on-confirm`, no content
 //! routing), the dispatcher with a one-route table, and the dispatcher with a
-//! 10,000-route table and a `where` filter on the hot route.
+//! 10,000-route table and a `where` filter on the hot route. Then the one-route
+//! dispatcher as 2 and 3 replicas competing for the source queue, and in ordered mode
+//! (one replica active, one event in flight at a time) on a tenth of the events.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -20,7 +22,8 @@ use crate::procstat;
 /// One contender's run.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainResult {
-    /// `shovel`, `dispatcher`, `dispatcher-10k-where`.
+    /// `shovel`, `dispatcher`, `dispatcher-10k-where`, `dispatcher-x2`, `dispatcher-x3`,
+    /// `dispatcher-ordered`.
     pub contender: String,
     /// `quorum` or `classic`.
     pub queue_type: String,
@@ -30,11 +33,12 @@ pub struct DrainResult {
     pub seconds: f64,
     /// Messages per second.
     pub msgs_per_sec: f64,
-    /// Forwarder process CPU per message, microseconds (none for the Shovel: it is the broker).
+    /// Forwarder processes' CPU per message (all replicas), microseconds (none for the
+    /// Shovel: it is the broker).
     pub forwarder_cpu_us_per_msg: Option<f64>,
     /// Broker CPU per message during the run, microseconds.
     pub broker_cpu_us_per_msg: f64,
-    /// Forwarder peak RSS in MiB.
+    /// Forwarder peak RSS in MiB (the largest replica).
     pub forwarder_peak_rss_mib: Option<f64>,
     /// Messages not in the target at the end (must be 0).
     pub lost: u64,
@@ -49,6 +53,12 @@ pub enum Contender {
     Dispatcher,
     /// The dispatcher with 10,000 routes and a `where` on the hot one.
     DispatcherLarge,
+    /// Two one-route dispatchers consuming the same source queue.
+    Dispatcher2,
+    /// Three one-route dispatchers consuming the same source queue.
+    Dispatcher3,
+    /// Two one-route dispatchers in ordered mode (one active, one standby).
+    DispatcherOrdered,
 }
 
 impl Contender {
@@ -58,6 +68,37 @@ impl Contender {
             Self::Shovel => "shovel",
             Self::Dispatcher => "dispatcher",
             Self::DispatcherLarge => "dispatcher-10k-where",
+            Self::Dispatcher2 => "dispatcher-x2",
+            Self::Dispatcher3 => "dispatcher-x3",
+            Self::DispatcherOrdered => "dispatcher-ordered",
+        }
+    }
+
+    /// Every contender, in the report's order.
+    pub const ALL: [Self; 6] = [
+        Self::Shovel,
+        Self::Dispatcher,
+        Self::DispatcherLarge,
+        Self::Dispatcher2,
+        Self::Dispatcher3,
+        Self::DispatcherOrdered,
+    ];
+
+    /// How many dispatcher processes it starts.
+    fn replicas(self) -> usize {
+        match self {
+            Self::Shovel => 0,
+            Self::Dispatcher | Self::DispatcherLarge => 1,
+            Self::Dispatcher2 | Self::DispatcherOrdered => 2,
+            Self::Dispatcher3 => 3,
+        }
+    }
+
+    /// The events it drains out of `n`: ordered mode forwards one at a time, so a tenth.
+    pub fn events(self, n: u64) -> u64 {
+        match self {
+            Self::DispatcherOrdered => (n / 10).max(1_000),
+            _ => n,
         }
     }
 }
@@ -131,44 +172,46 @@ pub async fn run_one(
     let dir = tempfile::tempdir()?;
     let broker_pid = broker.pid().context("broker pid")?;
     let broker_cpu0 = procstat::cpu_seconds(broker_pid);
-    let mut forwarder: Option<Service> = None;
+    let mut forwarders: Vec<Service> = Vec::new();
     let started = Instant::now();
-    match contender {
-        Contender::Shovel => start_shovel(broker, &base, &source, &target)?,
-        Contender::Dispatcher | Contender::DispatcherLarge => {
-            let routes = dir.path().join("routes.toml");
-            let table = routes_table(
-                &source,
-                &target,
-                &other,
-                &unrouted,
-                contender == Contender::DispatcherLarge,
-            );
-            std::fs::write(&routes, table)?;
+    if contender == Contender::Shovel {
+        start_shovel(broker, &base, &source, &target)?;
+    } else {
+        let routes = dir.path().join("routes.toml");
+        let large = contender == Contender::DispatcherLarge;
+        std::fs::write(
+            &routes,
+            routes_table(&source, &target, &other, &unrouted, large),
+        )?;
+        let ordered = contender == Contender::DispatcherOrdered;
+        for _ in 0..contender.replicas() {
             let spec = Spec::new("dispatcher")
                 .env("AMQP_URL", &url)
                 .env("QUEUE_TYPE", queue_type.as_str())
                 .env("ROUTES_FILE", routes.display().to_string())
                 .env("DISPATCHER_ADDR", "127.0.0.1:0")
+                .env("DISPATCH_ORDERED", ordered.to_string())
                 .env("RUST_LOG", "warn,dispatcher=info");
-            forwarder = Some(Service::start(spec).await?);
+            forwarders.push(Service::start(spec).await?);
         }
     }
-    let forwarder_cpu0 = forwarder
-        .as_ref()
-        .and_then(Service::pid)
-        .map_or(0.0, procstat::cpu_seconds);
-    let timeout = Duration::from_secs(120 + n / 1_000);
+    let pids: Vec<u32> = forwarders.iter().filter_map(Service::pid).collect();
+    let forwarder_cpu0: f64 = pids.iter().copied().map(procstat::cpu_seconds).sum();
+    let timeout = Duration::from_secs(120 + n / 100);
     let (t0, c0, t1) = watch_until(&connection, &target, n, started, timeout).await?;
     let broker_cpu = procstat::cpu_seconds(broker_pid) - broker_cpu0;
-    let (forwarder_cpu, rss) = match forwarder.as_ref().and_then(Service::pid) {
-        Some(pid) => (
-            Some(procstat::cpu_seconds(pid) - forwarder_cpu0),
-            Some(procstat::peak_rss_mib(pid)),
-        ),
-        None => (None, None),
+    let (forwarder_cpu, rss) = if pids.is_empty() {
+        (None, None)
+    } else {
+        let cpu: f64 = pids.iter().copied().map(procstat::cpu_seconds).sum();
+        let rss = pids
+            .iter()
+            .copied()
+            .map(procstat::peak_rss_mib)
+            .fold(0.0, f64::max);
+        (Some(cpu - forwarder_cpu0), Some(rss))
     };
-    if let Some(mut service) = forwarder {
+    for mut service in forwarders {
         service.stop().await?;
     }
     if contender == Contender::Shovel {

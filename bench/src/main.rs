@@ -22,13 +22,15 @@ struct Args {
     /// Reduced sizes (for a quick look, or CI).
     #[arg(long)]
     quick: bool,
-    /// Events preloaded per drain run (default 200,000; 20,000 with --quick).
+    /// Events preloaded per drain run (default 200,000; 20,000 with --quick; ordered mode
+    /// drains a tenth of it).
     #[arg(long)]
     events: Option<u64>,
     /// Sections to run (default all): drain, routing, api, e2e.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-10k-where.
+    /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-10k-where,
+    /// dispatcher-x2, dispatcher-x3 (replicas on one queue), dispatcher-ordered.
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
     /// Queue types for the drain (default both): quorum, classic.
@@ -114,17 +116,13 @@ async fn run_drains(
     } else {
         args.queue_types.clone()
     };
-    let contenders = [
-        drain::Contender::Shovel,
-        drain::Contender::Dispatcher,
-        drain::Contender::DispatcherLarge,
-    ];
     for queue_type in queue_types {
-        for contender in contenders {
+        for contender in drain::Contender::ALL {
             if !args.contenders.is_empty() && !args.contenders.iter().any(|c| c == contender.name())
             {
                 continue;
             }
+            let n = contender.events(n);
             println!(
                 "drain: {} on {queue_type} queues, {n} events",
                 contender.name()

@@ -112,6 +112,19 @@ impl Results {
                         large / small
                     );
                 }
+                if let Some(one) = self.drain_rate("dispatcher", queue_type) {
+                    let scaled: Vec<String> =
+                        ["dispatcher-x2", "dispatcher-x3", "dispatcher-ordered"]
+                            .iter()
+                            .filter_map(|name| {
+                                let rate = self.drain_rate(name, queue_type)?;
+                                Some(format!("{name} {:.2}", rate / one))
+                            })
+                            .collect();
+                    if !scaled.is_empty() {
+                        println!("vs one replica ({queue_type}): {}", scaled.join(", "));
+                    }
+                }
                 let total = |name: &str| {
                     self.drain
                         .iter()

@@ -1,7 +1,12 @@
 //! The admin HTTP API on `DISPATCHER_ADDR`: health, readiness, Prometheus metrics, the
 //! running table (`GET /routes`) and a synchronous reload (`POST /reload`). It is served
 //! on a thread and runtime of its own, so that it answers whatever the forwarder's
-//! runtime is doing.
+//! runtime is doing. With an admin token set, every endpoint but the probes and the
+//! metrics requires it (see [`bearer`]).
+
+pub mod bearer;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -78,15 +83,25 @@ fn serve_here(
     })
 }
 
-/// The admin router.
+/// The admin router. `/healthz`, `/readyz` and `/metrics` are always open (probes and
+/// scrapers); every other endpoint, today and added later, is guarded by the admin token
+/// when one is set. `GET /routes` is guarded too: it shows no event, but it shows the
+/// routing rules and the broker topology, which an operator who set a token means to
+/// keep private.
 pub fn router(shared: Arc<Shared>) -> Router {
     let observer = shared.metrics.http.clone();
+    let guarded = Router::new()
+        .route("/routes", get(routes))
+        .route("/reload", post(reload_now))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            bearer::require_token,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/routes", get(routes))
-        .route("/reload", post(reload_now))
+        .merge(guarded)
         .fallback(not_found_fallback)
         .layer(axum::middleware::from_fn_with_state(observer, observe))
         .with_state(shared)
@@ -101,13 +116,16 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let generation = shared.generation().number;
     let nodes = shared.endpoints.reached_nodes();
     match shared.readiness() {
-        None => Json(json!({ "status": "ready", "generation": generation, "broker_nodes": nodes }))
-            .into_response(),
+        None => Json(json!({
+            "status": "ready", "generation": generation, "broker_nodes": nodes,
+            "role": shared.role(),
+        }))
+        .into_response(),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "status": "not_ready", "reason": reason, "generation": generation,
-                "broker_nodes": nodes,
+                "broker_nodes": nodes, "role": shared.role(),
             })),
         )
             .into_response(),

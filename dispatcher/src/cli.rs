@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Run the dispatcher (the default).
-    Run(Settings),
+    Run(Box<Settings>),
     /// Validate a routes file and run its [[test]] cases; exit 1 with every error.
     Check {
         /// The routes file.

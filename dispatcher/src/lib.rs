@@ -75,5 +75,6 @@ fn initial_state(settings: Settings) -> anyhow::Result<Shared> {
         .with_context(|| format!("cannot read the routes file {}", path.display()))?;
     let table = routes::load(&path.display().to_string(), &text)?;
     let sha256 = reload::sha256_hex(&text);
-    Ok(Shared::new(settings, endpoints, table, sha256))
+    let admin_token = settings.resolve_admin_token()?;
+    Ok(Shared::new(settings, endpoints, table, sha256).with_admin_token(admin_token))
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use events::AmqpSettings;
 use events::defaults;
 
@@ -51,9 +53,89 @@ pub struct Settings {
     #[arg(long = "drain-timeout", env = "DISPATCH_DRAIN_TIMEOUT", default_value = "5s",
           value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// A bearer token for the admin API: when set, every admin endpoint but `/healthz`,
+    /// `/readyz` and `/metrics` requires `Authorization: Bearer <token>`. Unset by
+    /// default (the admin API is open; keep its port private).
+    #[arg(
+        long = "admin-token",
+        env = "DISPATCHER_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<AdminToken>,
+    /// A file holding the admin token (a Docker or Kubernetes secret), read once at
+    /// start. When set, it wins over `DISPATCHER_ADMIN_TOKEN`.
+    #[arg(long = "admin-token-file", env = "DISPATCHER_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Ordered mode: one replica consumes the source queue at a time (the others stand
+    /// by and take over when it goes), and it forwards one event at a time, so events
+    /// reach their targets in queue order. Off by default (replicas share the queue and
+    /// each forwards up to the prefetch at once).
+    #[arg(long = "ordered", env = "DISPATCH_ORDERED", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub ordered: bool,
     /// Broker settings.
     #[command(flatten)]
     pub amqp: AmqpSettings,
+}
+
+/// The admin API's bearer token. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// The token, for comparing (in constant time) with what a request sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// Why a token was refused. It never quotes the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminTokenError {
+    /// Empty or only whitespace.
+    #[error("the admin token is empty")]
+    Empty,
+    /// Characters a client cannot send in an `Authorization` header.
+    #[error("the admin token must be visible ASCII without spaces (it travels in a header)")]
+    NotVisibleAscii,
+}
+
+impl std::str::FromStr for AdminToken {
+    type Err = AdminTokenError;
+
+    /// Surrounding whitespace (a file's trailing newline) is trimmed.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let token = s.trim();
+        if token.is_empty() {
+            return Err(AdminTokenError::Empty);
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AdminTokenError::NotVisibleAscii);
+        }
+        Ok(Self(token.to_owned()))
+    }
+}
+
+impl Settings {
+    /// The admin token in force: the file's when `DISPATCHER_ADMIN_TOKEN_FILE` is set
+    /// (read now), else `DISPATCHER_ADMIN_TOKEN`, else none.
+    pub fn resolve_admin_token(&self) -> anyhow::Result<Option<AdminToken>> {
+        let Some(path) = &self.admin_token_file else {
+            return Ok(self.admin_token.clone());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+        let token = text
+            .parse()
+            .with_context(|| format!("the admin token file {}", path.display()))?;
+        Ok(Some(token))
+    }
 }
 
 impl Settings {
@@ -68,6 +150,9 @@ impl Settings {
             publish_retries: 3,
             retry_backoff: Duration::from_millis(100),
             drain_timeout: Duration::from_secs(5),
+            admin_token: None,
+            admin_token_file: None,
+            ordered: false,
             amqp: AmqpSettings::default(),
         }
     }
@@ -103,6 +188,65 @@ mod tests {
         let defaults = Cli::try_parse_from(["dispatcher"]).unwrap();
         assert_eq!(defaults.settings.retry_backoff, Duration::from_millis(100));
         assert_eq!(defaults.settings.drain_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_admin_token_never_shows_in_debug_output() {
+        let cli = Cli::try_parse_from(["dispatcher", "--admin-token=s3cr3t-T0ken"]).unwrap();
+        let shown = format!("{:?}", cli.settings);
+        assert!(!shown.contains("s3cr3t-T0ken"), "{shown}");
+        assert!(shown.contains("AdminToken(<redacted>)"), "{shown}");
+    }
+
+    #[test]
+    fn the_admin_token_file_wins_and_is_trimmed() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "from-file\n").unwrap();
+        let path = file.path().to_str().unwrap();
+        let cli = Cli::try_parse_from([
+            "dispatcher",
+            "--admin-token=from-flag",
+            &format!("--admin-token-file={path}"),
+        ])
+        .unwrap();
+        let token = cli.settings.resolve_admin_token().unwrap().unwrap();
+        assert_eq!(token.expose(), "from-file");
+        let flag_only = Cli::try_parse_from(["dispatcher", "--admin-token=from-flag"]).unwrap();
+        let token = flag_only.settings.resolve_admin_token().unwrap().unwrap();
+        assert_eq!(token.expose(), "from-flag");
+        let none = Cli::try_parse_from(["dispatcher"]).unwrap();
+        assert_eq!(none.settings.resolve_admin_token().unwrap(), None);
+    }
+
+    #[test]
+    fn an_empty_or_missing_admin_token_file_is_an_error_naming_the_file() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), " \n").unwrap();
+        let mut settings = Settings::with_routes("routes.toml");
+        settings.admin_token_file = Some(file.path().to_owned());
+        let err = format!("{:#}", settings.resolve_admin_token().unwrap_err());
+        assert!(err.contains("is empty"), "{err}");
+        assert!(err.contains(&file.path().display().to_string()), "{err}");
+        settings.admin_token_file = Some("/nonexistent/token".into());
+        let err = format!("{:#}", settings.resolve_admin_token().unwrap_err());
+        assert!(err.contains("cannot read the admin token file"), "{err}");
+    }
+
+    #[test]
+    fn a_token_with_spaces_inside_is_refused_without_quoting_it() {
+        let err = "two words".parse::<AdminToken>().unwrap_err().to_string();
+        assert!(err.contains("visible ASCII"), "{err}");
+        assert!(!err.contains("two words"), "{err}");
+    }
+
+    #[test]
+    fn ordered_mode_is_off_by_default_and_takes_a_bare_flag_or_a_value() {
+        let off = Cli::try_parse_from(["dispatcher"]).unwrap();
+        assert!(!off.settings.ordered);
+        let bare = Cli::try_parse_from(["dispatcher", "--ordered"]).unwrap();
+        assert!(bare.settings.ordered);
+        let valued = Cli::try_parse_from(["dispatcher", "--ordered=false"]).unwrap();
+        assert!(!valued.settings.ordered);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::metrics::{Metrics, TableCounters};
 use crate::routes::{RouteError, RoutingTable};
-use crate::settings::Settings;
+use crate::settings::{AdminToken, Settings};
 
 /// One loaded routing table and what belongs to it.
 #[derive(Debug)]
@@ -84,6 +84,11 @@ pub struct Shared {
     /// Serializes reloads.
     pub reload_lock: tokio::sync::Mutex<()>,
     pub metrics: Metrics,
+    /// The admin API's bearer token, resolved at start (see
+    /// [`Settings::resolve_admin_token`]); `None` leaves the admin API open.
+    pub admin_token: Option<AdminToken>,
+    /// In ordered mode, whether this replica waits for the active one to go.
+    standby: AtomicBool,
 }
 
 impl Shared {
@@ -113,6 +118,31 @@ impl Shared {
             last_error: ArcSwapOption::empty(),
             reload_lock: tokio::sync::Mutex::new(()),
             metrics,
+            admin_token: None,
+            standby: AtomicBool::new(false),
+        }
+    }
+
+    /// The same state, its admin API guarded by `token`.
+    #[must_use]
+    pub fn with_admin_token(mut self, token: Option<AdminToken>) -> Self {
+        self.admin_token = token;
+        self
+    }
+
+    /// In ordered mode: marks this replica as the standby (`true`) or the active one.
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Release);
+    }
+
+    /// `active`, `standby` (ordered mode), or `shared` (competing consumers).
+    pub fn role(&self) -> &'static str {
+        if !self.settings.ordered {
+            "shared"
+        } else if self.standby.load(Ordering::Acquire) {
+            "standby"
+        } else {
+            "active"
         }
     }
 

@@ -1,13 +1,14 @@
 //! `cargo xtask bench`: builds optimised binaries, runs the routing micro-benchmarks
-//! (criterion), then the `bench` runner (drain vs Shovel, API vs FastAPI peer, end to
-//! end) on a private RabbitMQ node; the table is printed and `bench/results.json` written.
+//! (criterion), then the `bench` runner (drain vs Shovel, 1 to 3 dispatcher replicas,
+//! ordered mode, API vs FastAPI peer, end to end) on a private RabbitMQ node; the table is printed and `bench/results.json` written.
 
 use crate::workspace::{build_services, cargo, root, run as step, target_dir};
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Reduced sizes: 20,000 events per drain, 3 s API runs, 5 s end to end.
+    /// Reduced sizes: 20,000 events per drain (2,000 in ordered mode), 3 s API runs, 5 s
+    /// end to end.
     #[arg(long)]
     quick: bool,
     /// Passed to the runner (e.g. `--only drain --contenders shovel,dispatcher`).

@@ -13,6 +13,7 @@ pub mod context;
 mod dead_letter;
 pub mod deliver;
 mod failures;
+pub mod ordered;
 mod plan;
 mod publish;
 mod pump;
@@ -77,6 +78,20 @@ async fn session(shared: &Arc<Shared>, shutdown: &CancellationToken) -> anyhow::
     let publish = Arc::new(publish);
     shared.metrics.sessions.inc();
     shared.broker.store(Some(publish.clone()));
+    // Ordered mode: stand by until this replica holds the source's lock; the lock
+    // channel must stay open for as long as the session consumes.
+    let _lock = if shared.settings.ordered {
+        match ordered::claim(shared, &consume, shutdown).await {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                close(&consume, &publish).await;
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        }
+    } else {
+        None
+    };
     // Bounded and cancellable: a broker that accepts connections but hangs must neither
     // stall the session forever nor hold up shutdown.
     let opened = tokio::select! {
@@ -136,7 +151,8 @@ async fn open(
         .await
         .with_context(|| format!("consuming {source}"))?;
     shared.set_ready();
-    tracing::info!(%source, prefetch = shared.settings.prefetch, generation = generation.number, "consuming");
+    tracing::info!(%source, prefetch = shared.settings.prefetch, generation = generation.number,
+        ordered = shared.settings.ordered, "consuming");
     Ok((publisher, channel, consumer))
 }
 

@@ -2,6 +2,8 @@
 //! publishing future, fates settled into batched acks, a watchdog for stuck confirms.
 //! Besides the prefetch (a count), the bodies in flight are bounded in bytes: past
 //! `max_in_flight_bytes` no delivery is taken from the consumer until some settle.
+//! In ordered mode one delivery is in flight at a time, so a retried publish cannot
+//! overtake the next event.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +36,7 @@ pub(super) async fn pump(
     let mut watchdog = tokio::time::interval(CONFIRM_TIMEOUT / 12);
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_settled = Instant::now();
+    let ordered = session.shared.settings.ordered;
     loop {
         tokio::select! {
             biased;
@@ -52,7 +55,7 @@ pub(super) async fn pump(
                 last_settled = Instant::now();
                 acker.maybe_ack(channel, in_flight.is_empty()).context("acking")?;
             }
-            delivery = consumer.next(), if bytes.has_room(in_flight.is_empty()) => match delivery {
+            delivery = consumer.next(), if takes_more(ordered, &bytes, in_flight.is_empty()) => match delivery {
                 Some(Ok(delivery)) => {
                     acker.received(delivery.delivery_tag);
                     metrics.in_flight.inc();
@@ -95,6 +98,12 @@ pub(super) async fn pump(
     Ok(())
 }
 
+/// Whether another delivery may be taken now: in ordered mode only when none is in
+/// flight, else while the bytes budget has room.
+fn takes_more(ordered: bool, bytes: &InFlightBytes<'_>, idle: bool) -> bool {
+    if ordered { idle } else { bytes.has_room(idle) }
+}
+
 /// How many settled deliveries one ack covers: a tenth of the prefetch, so the broker
 /// always has most of the window to deliver into.
 fn ack_batch(prefetch: u16) -> usize {
@@ -126,6 +135,13 @@ fn settle(
     bytes.remove(size);
     match fate {
         Fate::Done(_) => acker.done(tag),
+        // A reject would put it back behind the deliveries already taken: end the session
+        // instead, so the broker returns it with them, in queue order.
+        Fate::Requeue if session.shared.settings.ordered => {
+            bail!(
+                "ordered mode: an event could not be dead-lettered; reconnecting to keep the order"
+            )
+        }
         Fate::Requeue => acker.reject(channel, tag).context("rejecting a delivery")?,
         Fate::Lost(error) => return Err(error.context("publishing")),
     }
