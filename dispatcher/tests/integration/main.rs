@@ -5,12 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod spawned;
 
+mod admin_token;
 mod binary;
 mod broker_loss;
 mod cli;
 mod forward;
 mod hostile;
+mod ordered;
 mod reading;
 mod reload;
 mod shutdown;

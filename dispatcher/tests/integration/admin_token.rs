@@ -1,11 +1,7 @@
 //! The real binary with an admin token from a file: guarded endpoints refuse a request
 //! without it, the probes stay open, and the token appears nowhere in its output.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod spawned;
-
-use spawned::Dispatcher;
+use crate::spawned::Dispatcher;
 
 const TOKEN: &str = "Kp4-distinctive-admin-token-Wq8";
 

@@ -2,16 +2,12 @@
 //! after `kill -9` of the active one mid-stream the standby takes over, every event
 //! reaches the target, and their first arrivals keep the source queue's order.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod spawned;
-
 use std::time::{Duration, Instant};
 
 use events::CloudEvent;
 use events::amqp::{Publisher, declare_queue};
 use events::testing::{broker, delete_queues, drain, eventually, message_count, queue_type};
-use spawned::{Dispatcher, WAIT};
+use crate::spawned::{Dispatcher, WAIT};
 
 const EVENTS: u64 = 3_000;
 

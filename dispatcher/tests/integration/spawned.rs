@@ -1,7 +1,7 @@
 //! The real `dispatcher` binary as a child process: its stdout collected, its admin
 //! address read from the log, stopped with `SIGKILL` (`kill`) or on drop.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
