@@ -140,10 +140,9 @@ async fn run(
     let serving = all_serving(system).await;
 
     notes.extend(class_notes(&sent, &endings, &took));
-    if endings.strangers > 0 {
+    for (queue, count) in &endings.strangers {
         notes.push(format!(
-            "FAILED: {} other messages in the hostile, unrouted or dead-letter queues",
-            endings.strangers
+            "FAILED: {count} messages that are not hostile (good events) ended in {queue}"
         ));
     }
     let [before, during, after] = held_up(&samples, hostile_from, hostile_to);

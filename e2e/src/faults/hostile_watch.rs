@@ -195,8 +195,8 @@ pub struct Exits {
 pub struct Endings {
     /// By message id.
     pub by_id: BTreeMap<String, (Ending, usize)>,
-    /// Messages without a hostile id (good events in the wrong place).
-    pub strangers: usize,
+    /// Messages without a hostile id (good events in the wrong place), by queue.
+    pub strangers: BTreeMap<String, usize>,
 }
 
 impl Endings {
@@ -213,7 +213,7 @@ impl Endings {
                 };
                 match message_id(&message).filter(|id| id.starts_with("hostile-")) {
                     Some(id) => self.by_id.entry(id).or_insert((ending, 0)).1 += 1,
-                    None => self.strangers += 1,
+                    None => *self.strangers.entry(queue.clone()).or_default() += 1,
                 }
             }
         }
