@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::spawned::{Dispatcher, WAIT};
 use events::CloudEvent;
 use events::amqp::{Publisher, declare_queue};
 use events::testing::{broker, delete_queues, drain, eventually, message_count, queue_type};
-use crate::spawned::{Dispatcher, WAIT};
 
 const EVENTS: u64 = 3_000;
 
