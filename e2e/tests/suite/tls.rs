@@ -2,8 +2,6 @@
 //! time: a trusted client connects, every refusal is one line that says what to do,
 //! mutual TLS logs in by the certificate (`EXTERNAL`), and events flow over `amqps://`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use e2e::certs::CLIENT_NAME;

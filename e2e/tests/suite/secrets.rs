@@ -2,8 +2,6 @@
 //! password (from `AMQP_URL`, or from `AMQP_URL_FILE`), and neither its whole output
 //! nor its HTTP endpoints may show it; nor may a service that refuses a bad URL.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use e2e::process::binary;

@@ -2,8 +2,6 @@
 //! instead: they parse, the ports, environment variables and paths they use match the
 //! code's defaults and settings, and every file they copy or mount exists.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

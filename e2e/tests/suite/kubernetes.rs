@@ -4,8 +4,6 @@
 //! the probes hit `/healthz` and `/readyz`, and the volumes hold the paths the settings
 //! name. Needs the service binaries (`cargo build --bins`; `cargo xtask test` does it).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

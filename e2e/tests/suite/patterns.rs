@@ -2,8 +2,6 @@
 //! services on the real broker: the same journeys as `cargo xtask demo <name>`, on queue
 //! names of their own, with nothing left behind on the broker afterwards.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

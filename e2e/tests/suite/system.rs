@@ -1,8 +1,6 @@
 //! End to end: the three real binaries on free ports, with temporary databases and
 //! routes files, against the real broker, exercised the way a user does on day one.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use e2e::{Options, System};

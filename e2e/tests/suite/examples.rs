@@ -2,8 +2,6 @@
 //! `examples/routes/` pass `dispatcher check` (validation + their `[[test]]` cases), and a
 //! broken table is refused with its position.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
