@@ -1,4 +1,4 @@
-//! The driver behind `cargo xtask demo <name>` and `e2e/tests/patterns.rs`. For one
+//! The driver behind `cargo xtask demo <name>` and `e2e/tests/suite/patterns.rs`. For one
 //! pattern it starts the example services and the real dispatcher binary with the
 //! pattern's table from `examples/routes/`, all on the demo's own queues
 //! (`<prefix>.<demo>.*`), drives one journey, prints it hop by hop with timings, and
