@@ -41,6 +41,12 @@ pub enum Fault {
     HttpFuzz,
     /// One message of each hostile class into the dispatch queue under load.
     HostileInput,
+    /// Three-node cluster: the node holding the consume connection stopped, then back.
+    ClusterNodeDown,
+    /// Three-node cluster: the node holding the dispatch queue's leader stopped, then back.
+    ClusterLeaderDown,
+    /// Three-node cluster: `kill -9` of the consume connection's node, then a restart.
+    ClusterNodeKill,
 }
 
 impl Fault {
@@ -61,6 +67,9 @@ impl Fault {
             Self::BadInput => "bad-input".into(),
             Self::HttpFuzz => "http-fuzz".into(),
             Self::HostileInput => "hostile-input".into(),
+            Self::ClusterNodeDown => "cluster-node-down".into(),
+            Self::ClusterLeaderDown => "cluster-leader-down".into(),
+            Self::ClusterNodeKill => "cluster-node-kill".into(),
         }
     }
 }
@@ -113,7 +122,12 @@ pub async fn inject(
         Fault::DeleteAndRecreate => reload::delete_and_recreate(system).await,
         Fault::SymlinkSwap => reload::symlink_swap(system).await,
         Fault::SlowConsumer => slow_consumer(system, broker).await,
-        Fault::BadInput | Fault::HttpFuzz | Fault::HostileInput => Ok(String::new()),
+        Fault::BadInput
+        | Fault::HttpFuzz
+        | Fault::HostileInput
+        | Fault::ClusterNodeDown
+        | Fault::ClusterLeaderDown
+        | Fault::ClusterNodeKill => Ok(String::new()),
     }
 }
 

@@ -3,6 +3,7 @@
 //! (must be 0), duplicates (allowed, counted), every process still serving.
 
 mod bad_input;
+mod cluster;
 mod hostile;
 mod hostile_messages;
 mod hostile_report;
@@ -18,6 +19,7 @@ use crate::broker::PrivateBroker;
 use crate::stream::{Producer, tally};
 use crate::system::{Options, System};
 
+use cluster::NodeLoss;
 pub use inject::Fault;
 
 /// One scenario's row in the report.
@@ -59,6 +61,8 @@ pub struct Scale {
     pub long_outage: bool,
     /// Messages of 20 MiB in the hostile-input scenario.
     pub hostile_large: usize,
+    /// Whether to run the cluster scenarios (each starts a three-node cluster).
+    pub cluster: bool,
 }
 
 impl Scale {
@@ -71,6 +75,7 @@ impl Scale {
             fuzz_requests: 1_000,
             long_outage: false,
             hostile_large: 40,
+            cluster: false,
         }
     }
 
@@ -83,6 +88,7 @@ impl Scale {
             fuzz_requests: 10_000,
             long_outage: true,
             hostile_large: 40,
+            cluster: true,
         }
     }
 }
@@ -110,6 +116,13 @@ pub fn scenarios(scale: Scale) -> Vec<Fault> {
         Fault::HostileInput,
         Fault::HttpFuzz,
     ]);
+    if scale.cluster {
+        all.extend([
+            Fault::ClusterNodeDown,
+            Fault::ClusterLeaderDown,
+            Fault::ClusterNodeKill,
+        ]);
+    }
     all
 }
 
@@ -119,6 +132,15 @@ pub async fn run(broker: &PrivateBroker, fault: Fault, scale: Scale) -> anyhow::
         Fault::BadInput => return bad_input::dispatcher_bad_input(broker, scale).await,
         Fault::HttpFuzz => return bad_input::http_fuzz(broker, scale).await,
         Fault::HostileInput => return hostile::hostile_input(broker, scale).await,
+        Fault::ClusterNodeDown => {
+            return cluster::node_loss(fault.name(), NodeLoss::ConsumeNodeDown, scale).await;
+        }
+        Fault::ClusterLeaderDown => {
+            return cluster::node_loss(fault.name(), NodeLoss::LeaderDown, scale).await;
+        }
+        Fault::ClusterNodeKill => {
+            return cluster::node_loss(fault.name(), NodeLoss::ConsumeNodeKill, scale).await;
+        }
         _ => {}
     }
     let options = Options {
