@@ -8,11 +8,14 @@
 //!   [`endpoints`]: the broker nodes they name, tried in turn; [`tls`]: `amqps://`;
 //!   [`duration`]: the one grammar of every duration setting.
 //! - [`trace`]: the W3C `traceparent` carried from an HTTP request into events.
-//! - [`telemetry`], [`shutdown`], [`http`]: logging, stop signal, HTTP plumbing.
+//! - [`telemetry`], [`shutdown`], [`http`]: logging, stop signal, HTTP plumbing;
+//!   `api_docs` (feature `api-docs`): `/openapi.json` and the Swagger UI page at `/docs`.
 //!
 //! It is small on purpose: anything only one service needs lives in that service.
 
 pub mod amqp;
+#[cfg(feature = "api-docs")]
+pub mod api_docs;
 pub mod backoff;
 pub mod defaults;
 pub mod duration;
