@@ -22,7 +22,8 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 /// Where the docs page is served (its assets are under `/docs/`).
 pub const DOCS_PATH: &str = "/docs";
 
-/// The body of every error response: what [`ApiError`] renders.
+/// The body of every error response (what [`ApiError`] renders): a sentence for a
+/// person, and details for a program.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({"error": "no user with id 999", "details": null}))]
 pub struct ErrorBody {
@@ -30,7 +31,7 @@ pub struct ErrorBody {
     pub error: String,
     /// Structured detail: the problem of each field, by name or path, or limits;
     /// `null` when there is none.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub details: Option<serde_json::Value>,
 }
 
@@ -105,11 +106,16 @@ mod tests {
     }
 
     async fn get_path(path: &str) -> (StatusCode, String) {
-        let request = Request::get(path).body(Body::empty()).expect("a valid request");
+        let request = Request::get(path)
+            .body(Body::empty())
+            .expect("a valid request");
         let response = app().oneshot(request).await.expect("infallible");
         let status = response.status();
         let body = response.into_body().collect().await.expect("a body");
-        (status, String::from_utf8_lossy(&body.to_bytes()).into_owned())
+        (
+            status,
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        )
     }
 
     #[tokio::test]
@@ -126,7 +132,10 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains(r#""url": "/openapi.json""#), "{body}");
         assert!(body.contains(r#""validatorUrl": "none""#), "{body}");
-        assert!(!body.contains("http://") && !body.contains("https://"), "{body}");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{body}"
+        );
     }
 
     #[tokio::test]

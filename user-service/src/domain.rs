@@ -249,19 +249,27 @@ fn optional<T>(
 }
 
 /// A stored user, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": 1, "name": "Alice", "email": "alice@example.com", "version": 1,
+    "created_at": "2026-11-22T10:00:00.123456Z", "updated_at": "2026-11-22T10:00:00.123456Z"
+}))]
 pub struct User {
     /// Assigned by the database, never reused.
+    #[schema(minimum = 1)]
     pub id: i64,
-    /// The trimmed name.
+    /// The trimmed name, in NFC.
     pub name: String,
-    /// The lowercased email.
+    /// The lowercased email, in NFC.
     pub email: String,
     /// Counts the changes of this user from 1.
+    #[schema(minimum = 1)]
     pub version: u64,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 

@@ -1,9 +1,11 @@
 //! The HTTP API (axum): the routes, their shared state, and how every failure becomes a
 //! JSON `{"error", "details"}` body — including unknown paths (404), wrong methods (405),
 //! oversized bodies (413) and, should a handler ever panic, a 500 that says nothing
-//! internal. A body whose objects repeat a member name is refused (`400`).
+//! internal. A body whose objects repeat a member name is refused (`400`). The routes
+//! and their OpenAPI document (`/openapi.json`, Swagger UI at `/docs`) are built together.
 
 mod body;
+mod docs;
 mod extract;
 mod ops;
 mod users;
@@ -15,11 +17,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use events::http::{ApiError, HttpObserver, not_found_fallback, observe};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -37,24 +41,34 @@ pub struct AppState {
     pub registry: Arc<Registry>,
 }
 
-/// The application: routes, JSON fallbacks, per-request tracing and metrics (`observe`),
-/// the body limit, and a panic guard.
+/// The application: routes, `/openapi.json` and `/docs`, JSON fallbacks, per-request
+/// tracing and metrics (`observe`), the body limit, and a panic guard.
 pub fn router(state: AppState, observer: HttpObserver) -> Router {
-    Router::new()
-        .route("/users", post(users::create).get(users::list))
-        .route(
-            "/users/{id}",
-            get(users::get).patch(users::update).delete(users::delete),
-        )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+    let (routes, openapi) = api_routes().split_for_parts();
+    routes
+        .merge(events::api_docs::routes(&openapi))
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(observer, observe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// Every API route, each registered with its handler's `#[utoipa::path]`: the router and
+/// the OpenAPI document come from the same list.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::get, users::update, users::delete))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+/// The OpenAPI document that `/openapi.json` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod create;
+mod docs;
 mod errors;
 mod fuzz;
 mod hostile;
