@@ -1,5 +1,6 @@
-//! HTTP: user snapshots (read-only), orders, health, readiness and metrics. Every error
-//! is a JSON `{"error", "details"}` body.
+//! HTTP: user snapshots (read-only), orders, health, readiness and metrics, and their
+//! OpenAPI document (`/openapi.json`, Swagger UI at `/docs`). Every error is a JSON
+//! `{"error", "details"}` body.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,19 +9,23 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use events::api_docs::ErrorBody;
 use events::http::{
     ApiError, HttpObserver, JsonBody, metrics_response, not_found_fallback, observe,
 };
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::apply::{Snapshot, UserState};
 use crate::db::Readers;
 use crate::metrics::Metrics;
+use crate::openapi::{ApiDoc, IdPath};
 use crate::order_store::{self, Placed};
 use crate::orders::{NewOrder, Order, OrderRequest};
 use crate::snapshots;
@@ -48,16 +53,12 @@ pub struct AppState {
     pub registry: Arc<Registry>,
 }
 
-/// The service's routes, with the observe middleware and the body limit.
+/// The service's routes, `/openapi.json` and `/docs`, with the observe middleware and
+/// the body limit.
 pub fn router(state: AppState, observer: HttpObserver) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/users", get(list_users))
-        .route("/users/{id}", get(get_user))
-        .route("/orders", post(create_order))
-        .route("/orders/{id}", get(get_order))
+    let (routes, openapi) = api_routes().split_for_parts();
+    routes
+        .merge(events::api_docs::routes(&openapi))
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -65,13 +66,66 @@ pub fn router(state: AppState, observer: HttpObserver) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// Every API route, each registered with its handler's `#[utoipa::path]`: the router and
+/// the OpenAPI document come from the same list.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_order))
+        .routes(routes!(get_order))
+        .routes(routes!(list_users))
+        .routes(routes!(get_user))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
+/// The OpenAPI document that `/openapi.json` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+/// The answer of `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// The answer of `GET /readyz` while ready.
+#[derive(Debug, Serialize, ToSchema)]
+struct Ready {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// Always `true`: the queue is being consumed.
+    consuming: bool,
+}
+
+#[utoipa::path(
+    get, path = "/healthz", operation_id = "healthz", tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "The process runs", body = Health)),
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(
+    get, path = "/readyz", operation_id = "readyz", tag = "operations",
+    summary = "Readiness: consuming the queue",
+    responses(
+        (status = 200, description = "Consuming the queue", body = Ready),
+        (status = 503, description = "Connecting or reconnecting to the broker; `details`: `{\"consuming\": false}`", body = ErrorBody),
+    ),
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.consuming.load(Ordering::SeqCst) {
-        Json(json!({"status": "ready", "consuming": true})).into_response()
+        Json(Ready {
+            status: "ready",
+            consuming: true,
+        })
+        .into_response()
     } else {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             .with_details(json!({"consuming": false}))
@@ -79,6 +133,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "OpenMetrics text",
+               content_type = "application/openmetrics-text", body = String)),
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     metrics_response(&state.registry)
 }
@@ -87,15 +147,32 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
 
-/// A user as the API shows it.
-#[derive(Debug, Serialize)]
+/// A user as the API shows it: the snapshot of a live user.
+#[derive(Debug, Serialize, ToSchema)]
 struct UserView {
+    /// The user's id at user-service.
     user_id: i64,
+    /// The name, as the last applied event gave it.
     name: String,
+    /// The email, as the last applied event gave it.
     email: String,
+    /// The version of the last applied event.
     version: u64,
+    /// The event's `updated_at` (or its `time`).
+    #[schema(required = true)]
     updated_at: Option<DateTime<Utc>>,
+    /// The id of the event that produced this snapshot.
     last_event_id: String,
+}
+
+/// One page of `GET /users`.
+#[derive(Debug, Serialize, ToSchema)]
+struct UserPage {
+    /// Live users by id, oldest first.
+    users: Vec<UserView>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    next_after: Option<i64>,
 }
 
 impl UserView {
@@ -125,6 +202,16 @@ fn id_of(path: Result<Path<i64>, PathRejection>, what: &str) -> Result<i64, ApiE
     }
 }
 
+#[utoipa::path(
+    get, path = "/users/{id}", operation_id = "get_user", tag = "users",
+    summary = "Read a user's snapshot",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The snapshot", body = UserView),
+        (status = 400, description = "`id` is not an integer", body = ErrorBody),
+        (status = 404, description = "Unknown user: never seen, or deleted", body = ErrorBody),
+    ),
+)]
 async fn get_user(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,
@@ -142,16 +229,30 @@ async fn get_user(
 }
 
 /// `GET /users` query: `limit` (1..=500) and `after` (the last user id of the previous page).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The `next_after` of the previous page (default: the start).
     after: Option<i64>,
 }
 
+#[utoipa::path(
+    get, path = "/users", operation_id = "list_users", tag = "users",
+    summary = "List live users",
+    description = "Live users by id, oldest first. Pass `next_after` as `after` for the next page.",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page", body = UserPage),
+        (status = 400, description = "A bad query", body = ErrorBody),
+    ),
+)]
 async fn list_users(
     State(state): State<AppState>,
     query: Result<Query<PageQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserPage>, ApiError> {
     let Query(query) = query.map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid query")
             .with_details(json!({"query": e.body_text()}))
@@ -170,9 +271,28 @@ async fn list_users(
     let full = page.len() == usize::try_from(limit).unwrap_or(usize::MAX);
     let next = page.last().filter(|_| full).map(|s| s.user_id);
     let users: Vec<UserView> = page.into_iter().filter_map(UserView::of).collect();
-    Ok(Json(json!({"users": users, "next_after": next})))
+    Ok(Json(UserPage {
+        users,
+        next_after: next,
+    }))
 }
 
+#[utoipa::path(
+    post, path = "/orders", operation_id = "create_order", tag = "orders",
+    summary = "Place an order",
+    description = "Stores the order `pending` and, in the same transaction, its `order_placed` \
+event; the payment events then make it `confirmed` or `cancelled`. The user must have a live \
+snapshot here (a user created a moment ago may not be known yet).",
+    request_body = OrderRequest,
+    responses(
+        (status = 201, description = "Placed: `status` `pending`, `version` 1", body = Order,
+         headers(("Location" = String, description = "`/orders/{id}`"))),
+        (status = 400, description = "Malformed JSON, or not `application/json`", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 422, description = "`unknown user`; `invalid order` listing every field's problem by path (`items[0].quantity`); `invalid request body` for an unknown field or a wrong type", body = ErrorBody),
+        (status = 503, description = "The database stayed busy for 5 s", body = ErrorBody),
+    ),
+)]
 async fn create_order(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<OrderRequest>,
@@ -212,6 +332,16 @@ async fn create_order(
     }
 }
 
+#[utoipa::path(
+    get, path = "/orders/{id}", operation_id = "get_order", tag = "orders",
+    summary = "Read an order: its saga status, version and history",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 400, description = "`id` is not an integer", body = ErrorBody),
+        (status = 404, description = "Unknown order", body = ErrorBody),
+    ),
+)]
 async fn get_order(
     State(state): State<AppState>,
     path: Result<Path<i64>, PathRejection>,

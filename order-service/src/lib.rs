@@ -12,7 +12,8 @@
 //! - [`writer`] is the one SQLite writer thread; [`db`], [`snapshots`] and
 //!   [`order_store`], [`order_history`] and [`outbox_store`] are the SQL; [`outbox`]
 //!   publishes what orders emit.
-//! - [`orders`] is the order domain and its validation; [`api`] the HTTP routes;
+//! - [`orders`] is the order domain and its validation; [`api`] the HTTP routes and
+//!   [`openapi`] the frame of their OpenAPI document;
 //!   [`metrics`] the Prometheus metrics; [`settings`] the flags and environment variables.
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub mod dead_letter;
 pub mod disposition;
 pub mod event;
 pub mod metrics;
+pub mod openapi;
 pub mod order_history;
 pub mod order_store;
 pub mod orders;

@@ -14,7 +14,7 @@ use crate::snapshots::{Recorded, format_time, is_processed, mark_processed, pars
 use crate::status::{OrderState, OrderStatus, Transition, transition};
 
 /// One transition of an order, as `GET /orders/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The order's version after it (1: placed).
     pub version: u64,
@@ -28,6 +28,7 @@ pub struct HistoryEntry {
     pub event_type: String,
     /// Why the payment failed, for `cancelled`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::order_history::HistoryEntry;
 use crate::status::OrderStatus;
@@ -18,30 +19,38 @@ pub const MAX_SKU_CHARS: usize = 64;
 pub const MAX_QUANTITY: i64 = 1_000_000;
 
 /// `POST /orders` as sent. Fields are optional here so that every missing one is
-/// reported at once; unknown fields are refused (a typo must not pass silently).
-#[derive(Debug, Clone, Deserialize)]
+/// reported at once; unknown fields are refused (a typo must not pass silently). The
+/// schema says what a valid order is: every field is required there.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"user_id": 1, "items": [{"sku": "MUG-1", "quantity": 2, "unit_price_cents": 450}]}))]
 pub struct OrderRequest {
-    /// The ordering user.
+    /// The ordering user: a positive integer, with a live snapshot here.
+    #[schema(required = true, nullable = false, minimum = 1)]
     pub user_id: Option<i64>,
-    /// The line items.
+    /// The line items: 1 to 100.
+    #[schema(required = true, nullable = false, min_items = 1, max_items = 100)]
     pub items: Option<Vec<ItemRequest>>,
 }
 
-/// One line item as sent.
-#[derive(Debug, Clone, Deserialize)]
+/// One line item as sent. Each line total and the order total must fit in 64 bits of
+/// cents.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
-    /// Stock keeping unit.
+    /// Stock keeping unit: 1 to 64 characters after trimming, no control characters.
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 64)]
     pub sku: Option<String>,
-    /// How many.
+    /// How many: 1 to 1,000,000.
+    #[schema(required = true, nullable = false, minimum = 1, maximum = 1_000_000)]
     pub quantity: Option<i64>,
-    /// Price of one, in cents.
+    /// Price of one, in cents: 0 or more.
+    #[schema(required = true, nullable = false, minimum = 0)]
     pub unit_price_cents: Option<i64>,
 }
 
 /// One checked line item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct LineItem {
     /// Stock keeping unit: 1 to [`MAX_SKU_CHARS`] characters, no control characters.
     pub sku: String,
@@ -63,7 +72,7 @@ pub struct NewOrder {
 }
 
 /// A stored order, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Order {
     /// Assigned by the database.
     pub id: i64,

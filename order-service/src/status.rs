@@ -26,7 +26,7 @@ use crate::apply::Ignored;
 use crate::payment::{PaymentEvent, PaymentOutcome};
 
 /// Where an order is in the saga.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Placed, `order_placed` emitted, waiting for the payment.

@@ -5,6 +5,7 @@
 //!   user, state survives a restart and redeliveries are deduplicated;
 //! - [`broker_loss`]: the service reconnects and resumes when the broker is lost;
 //! - [`binary`]: the real binary's settings, logs and exit code;
+//! - [`docs`]: `/openapi.json` and `/docs` against the router and the README;
 //! - [`saga`]: orders emit `order_placed` through the outbox, payment events confirm or
 //!   cancel them, refused ones are dead-lettered.
 //!
@@ -16,6 +17,7 @@
 mod binary;
 mod broker_loss;
 mod consume;
+mod docs;
 mod saga;
 
 use std::path::Path;
