@@ -1,10 +1,12 @@
 //! `cargo xtask <command>`: the developer's commands (see `cargo xtask --help`).
 //!
 //! - `broker`: make sure a RabbitMQ broker answers at `AMQP_URL` (start or install one).
-//! - `test`: broker, then fmt, clippy and the whole test suite: what CI runs.
+//! - `test`: broker, then fmt, clippy, the whole test suite and schemathesis against the
+//!   services' OpenAPI documents: what CI runs.
 //! - `up`: broker, build, and run the three services with interleaved logs.
 //! - `demo`: one user's journey through the system, timed; or a pattern of `examples/`.
 //! - `bench`: the benchmarks, each figure against its peer in the same run.
+//! - `schemathesis`: only the API fuzzing step of `test`.
 //! - `faults`: the fault suite (nothing lost under broker loss, kills, bad input…).
 //! - `cluster`: a three-node RabbitMQ cluster on this machine (`up`, `down`, `status`).
 
@@ -13,6 +15,7 @@ mod broker;
 mod cluster;
 mod demo;
 mod faults;
+mod schemathesis;
 mod test;
 mod up;
 mod workspace;
@@ -37,8 +40,12 @@ enum Command {
     /// Make sure a RabbitMQ broker answers at AMQP_URL: start a local rabbitmq-server,
     /// or `docker compose up -d rabbitmq`, or (as root on Debian/Ubuntu) install it.
     Broker,
-    /// What CI runs: broker, `cargo fmt --check`, clippy with -D warnings, all tests.
+    /// What CI runs: broker, `cargo fmt --check`, clippy with -D warnings, all tests,
+    /// schemathesis against the services, the reduced fault suite.
     Test(test::TestArgs),
+    /// Only the schemathesis step of `test`: build the services, fuzz their APIs against
+    /// their OpenAPI documents (installs schemathesis in target/bench-venv).
+    Schemathesis,
     /// Run the whole system: broker, build, dispatcher + user-service + order-service.
     Up(up::UpArgs),
     /// Create a user and follow its event through the system, with timings (starts the
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Broker => broker::ensure().map(|_| ()),
         Command::Test(args) => test::run(&args),
+        Command::Schemathesis => schemathesis::run_alone(),
         Command::Up(args) => up::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),

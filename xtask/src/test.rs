@@ -1,8 +1,9 @@
 //! `cargo xtask test`: what CI runs. Broker first (tests use a real one), then the
-//! formatting and lint gates, then every test of the workspace.
+//! formatting and lint gates, then every test of the workspace, then schemathesis against
+//! the services' OpenAPI documents, then the reduced fault suite.
 
 use crate::workspace::{cargo, run as step, succeeds, which};
-use crate::{broker, faults};
+use crate::{broker, faults, schemathesis};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -72,6 +73,10 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
                 .args(["test", "--workspace", "--no-fail-fast"])
                 .args(&args.runner_args),
         )?;
+    }
+    if args.runner_args.is_empty() {
+        // The services' APIs against their OpenAPI documents, on the binaries just built.
+        schemathesis::run()?;
     }
     if args.runner_args.is_empty() {
         // The reduced fault suite, on the debug binaries just built. It starts private
