@@ -28,6 +28,7 @@ With an `Idempotency-Key`, a retry with the same key and the same JSON document 
 response again and creates nothing.",
     params(
         ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+         pattern = "^[!-~]+$",
          description = "1 to 255 visible ASCII characters; kept for the outbox retention period"),
     ),
     request_body = NewUserBody,
@@ -103,7 +104,7 @@ otherwise pass it as `after` for the next page.",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
          description = "Page size, 1 to 1000 (default 50)"),
-        ("after" = Option<String>, Query,
+        ("after" = Option<String>, Query, pattern = "^[0-9]+$",
          description = "A `next_cursor` from a previous page (default: the start)"),
     ),
     responses(
