@@ -2,6 +2,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
+use chrono::Utc;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

@@ -12,8 +12,8 @@
 //! - [`writer`] is the one SQLite writer thread; [`db`], [`snapshots`] and
 //!   [`order_store`], [`order_history`] and [`outbox_store`] are the SQL; [`outbox`]
 //!   publishes what orders emit.
-//! - [`orders`] is the order domain and its validation; [`api`] the HTTP routes and
-//!   [`openapi`] the frame of their OpenAPI document;
+//! - [`orders`] is the order domain and its validation; [`api`] the HTTP routes (`api_users`
+//!   the user snapshots) and [`openapi`] the frame of their OpenAPI document;
 //!   [`metrics`] the Prometheus metrics; [`settings`] the flags and environment variables.
 
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
+mod api_users;
 pub mod apply;
 mod batch;
 pub mod consume;
