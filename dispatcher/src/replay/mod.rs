@@ -31,7 +31,7 @@ pub struct ReplayArgs {
     /// was when the replay started).
     #[arg(long = "to", value_parser = parse_time)]
     pub to: Option<DateTime<Utc>>,
-    /// Only events of this type or topic pattern (`user_*` patterns as in routes.toml).
+    /// Only events of this type or topic pattern (`user.*`: patterns as in routes.toml).
     #[arg(long = "type")]
     pub event_type: Option<String>,
     /// Only events whose field equals the value, as PATH=VALUE (`data.country=FR`);
