@@ -133,7 +133,10 @@ async fn run_drains(
             println!("  {:.0} msg/s, lost {}", result.msgs_per_sec, result.lost);
             results.drain.push(result);
             if let Some(replay) = replay {
-                println!("  replay {:.0} events/s, lost {}", replay.events_per_sec, replay.lost);
+                println!(
+                    "  replay {:.0} events/s, lost {}",
+                    replay.events_per_sec, replay.lost
+                );
                 results.replay.push(replay);
             }
         }
