@@ -230,3 +230,32 @@ async fn a_reload_adds_and_removes_the_archive_but_refuses_a_retention_change() 
         .cleanup(&[names.queues(&["users"]), vec![stream]].concat())
         .await;
 }
+
+#[tokio::test]
+async fn a_replay_without_an_archive_or_with_an_unknown_route_says_why() {
+    let names = Names::new("replay-errors");
+    let plain = RoutesDir::new(&names.simple("users", "user_created", "users"));
+    let args = replay_args(&plain, &["--from", "1h"]);
+    let error = dispatcher::replay::replay(&args, false).await.unwrap_err();
+    assert!(
+        error.to_string().contains("has no [archive] table"),
+        "{error:#}"
+    );
+
+    let stream = names.q("archive");
+    let archived = RoutesDir::new(&archived(&names, &stream));
+    let args = replay_args(&archived, &["--from", "1h", "--route", "nope"]);
+    let error = dispatcher::replay::replay(&args, false).await.unwrap_err();
+    assert!(
+        error.to_string().contains("--route nope: no such route"),
+        "{error:#}"
+    );
+
+    // The stream was never declared: no dispatcher ran with this table.
+    let args = replay_args(&archived, &["--from", "1h"]);
+    let error = dispatcher::replay::replay(&args, false).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("is not on the broker"),
+        "{error:#}"
+    );
+}
