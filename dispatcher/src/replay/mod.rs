@@ -3,7 +3,9 @@
 //!
 //! - [`select`]: which targets one archived event goes to.
 //! - [`run`]: the stream read and the publishes, up to the end as it was at start.
+//! - [`headers`]: the headers a replay reads and writes.
 
+pub mod headers;
 pub mod run;
 pub mod select;
 

@@ -9,7 +9,6 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use chrono::{DateTime, Utc};
 use events::Endpoints;
 use events::amqp::{Publisher, connect_once, declare_queue, header_string};
 use futures_util::StreamExt;
@@ -19,17 +18,11 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, Queu
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 
+use super::headers::{END_MARKER_HEADER, received_at, replayed};
 use super::select::{Choice, Selection};
 use super::{ReplayArgs, Summary, interval_of};
-use crate::forward::archive::{RECEIVED_AT_HEADER, REPLAY_HEADER, REPLAYED_FROM_HEADER};
-use crate::forward::context::ROUTES_HEADER;
 use crate::routes::{self, Archive, RoutingTable};
 
-/// Header of the end marker a replay appends to the archive stream before reading it;
-/// its value is the replay id. Readers skip every marker.
-pub const END_MARKER_HEADER: &str = "x-dispatch-replay-end";
-/// Header the broker adds to each message read from a stream.
-const STREAM_OFFSET_HEADER: &str = "x-stream-offset";
 /// The stream is entered this much before `--from` (its timestamps are the broker's
 /// clock, at chunk granularity); events received before `--from` are then skipped by
 /// their `x-dispatch-received-at`.
@@ -181,7 +174,8 @@ impl Reader<'_> {
                     if let Some(pace) = &mut pace {
                         pace.tick().await;
                     }
-                    let properties = self.replayed(delivery.properties, &routes);
+                    let properties =
+                        replayed(delivery.properties, &self.id, &self.archive.stream, &routes);
                     for target in targets {
                         while pending.len() >= MAX_PENDING {
                             confirmed(pending.next().await)?;
@@ -252,29 +246,6 @@ impl Reader<'_> {
             .await
             .with_context(|| format!("reading the archive stream {}", self.archive.stream))
     }
-
-    /// The archived properties with the replay headers, less the stream's offset.
-    fn replayed(&self, properties: BasicProperties, routes: &str) -> BasicProperties {
-        let mut headers = properties.headers().clone().unwrap_or_default();
-        let mut table = headers.inner().clone();
-        table.remove(STREAM_OFFSET_HEADER);
-        headers = FieldTable::from(table);
-        headers.insert(
-            ShortString::from(REPLAY_HEADER),
-            AMQPValue::LongString(LongString::from(self.id.as_str())),
-        );
-        headers.insert(
-            ShortString::from(REPLAYED_FROM_HEADER),
-            AMQPValue::LongString(LongString::from(self.archive.stream.as_str())),
-        );
-        if !routes.is_empty() {
-            headers.insert(
-                ShortString::from(ROUTES_HEADER),
-                AMQPValue::LongString(LongString::from(routes)),
-            );
-        }
-        properties.with_headers(headers)
-    }
 }
 
 /// The stream must exist (a passive declare on a throw-away channel).
@@ -295,13 +266,6 @@ async fn check_stream(channel: &Channel, stream: &str) -> anyhow::Result<()> {
                 "the archive stream `{stream}` is not on the broker: a dispatcher running with this [archive] declares it"
             )
         })
-}
-
-fn received_at(headers: &FieldTable) -> Option<DateTime<Utc>> {
-    let text = header_string(headers, RECEIVED_AT_HEADER)?;
-    DateTime::parse_from_rfc3339(&text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn confirmed(
