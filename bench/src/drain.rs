@@ -4,7 +4,10 @@
 //! routing), the dispatcher with a one-route table, and the dispatcher with a
 //! 10,000-route table and a `where` filter on the hot route. Then the one-route
 //! dispatcher as 2 and 3 replicas competing for the source queue, and in ordered mode
-//! (one replica active, one event in flight at a time) on a tenth of the events.
+//! (one replica active, one event in flight at a time) on a tenth of the events. And
+//! the one-route dispatcher with an `[archive]` stream (every event also appended to
+//! it), right after the same table without, followed by a replay of that stream to one
+//! queue (see [`crate::replay`]).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -18,12 +21,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::procstat;
+use crate::replay::ReplayResult;
 
 /// One contender's run.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainResult {
-    /// `shovel`, `dispatcher`, `dispatcher-10k-where`, `dispatcher-x2`, `dispatcher-x3`,
-    /// `dispatcher-ordered`.
+    /// `shovel`, `dispatcher`, `dispatcher-archive`, `dispatcher-10k-where`,
+    /// `dispatcher-x2`, `dispatcher-x3`, `dispatcher-ordered`.
     pub contender: String,
     /// `quorum` or `classic`.
     pub queue_type: String,
@@ -51,6 +55,8 @@ pub enum Contender {
     Shovel,
     /// The dispatcher with one route.
     Dispatcher,
+    /// The dispatcher with one route and an `[archive]` stream.
+    DispatcherArchive,
     /// The dispatcher with 10,000 routes and a `where` on the hot one.
     DispatcherLarge,
     /// Two one-route dispatchers consuming the same source queue.
@@ -67,6 +73,7 @@ impl Contender {
         match self {
             Self::Shovel => "shovel",
             Self::Dispatcher => "dispatcher",
+            Self::DispatcherArchive => "dispatcher-archive",
             Self::DispatcherLarge => "dispatcher-10k-where",
             Self::Dispatcher2 => "dispatcher-x2",
             Self::Dispatcher3 => "dispatcher-x3",
@@ -75,9 +82,10 @@ impl Contender {
     }
 
     /// Every contender, in the report's order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Shovel,
         Self::Dispatcher,
+        Self::DispatcherArchive,
         Self::DispatcherLarge,
         Self::Dispatcher2,
         Self::Dispatcher3,
@@ -88,7 +96,7 @@ impl Contender {
     fn replicas(self) -> usize {
         match self {
             Self::Shovel => 0,
-            Self::Dispatcher | Self::DispatcherLarge => 1,
+            Self::Dispatcher | Self::DispatcherArchive | Self::DispatcherLarge => 1,
             Self::Dispatcher2 | Self::DispatcherOrdered => 2,
             Self::Dispatcher3 => 3,
         }
@@ -142,13 +150,14 @@ pub async fn preload(url: &str, queue: &str, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one contender over `n` preloaded events on `broker`.
+/// Runs one contender over `n` preloaded events on `broker`; for the archive contender,
+/// then replays its stream to one queue.
 pub async fn run_one(
     broker: &PrivateBroker,
     contender: Contender,
     queue_type: QueueType,
     n: u64,
-) -> anyhow::Result<DrainResult> {
+) -> anyhow::Result<(DrainResult, Option<ReplayResult>)> {
     let url = broker.url();
     let connection =
         connect_once(&broker.endpoints(), "bench-drain", Duration::from_secs(10)).await?;
@@ -159,6 +168,7 @@ pub async fn run_one(
         format!("{base}.other"),
     );
     let unrouted = format!("{base}.unrouted");
+    let archive = (contender == Contender::DispatcherArchive).then(|| format!("{base}.archive"));
     let channel = connection.create_channel().await?;
     for q in [&source, &target] {
         declare_queue(&channel, q, queue_type).await?;
@@ -170,6 +180,7 @@ pub async fn run_one(
     );
 
     let dir = tempfile::tempdir()?;
+    let routes = dir.path().join("routes.toml");
     let broker_pid = broker.pid().context("broker pid")?;
     let broker_cpu0 = procstat::cpu_seconds(broker_pid);
     let mut forwarders: Vec<Service> = Vec::new();
@@ -177,12 +188,12 @@ pub async fn run_one(
     if contender == Contender::Shovel {
         start_shovel(broker, &base, &source, &target)?;
     } else {
-        let routes = dir.path().join("routes.toml");
         let large = contender == Contender::DispatcherLarge;
-        std::fs::write(
-            &routes,
-            routes_table(&source, &target, &other, &unrouted, large),
-        )?;
+        let mut table = routes_table(&source, &target, &other, &unrouted, large);
+        if let Some(stream) = &archive {
+            table.push_str(&archive_table(stream));
+        }
+        std::fs::write(&routes, table)?;
         let ordered = contender == Contender::DispatcherOrdered;
         for _ in 0..contender.replicas() {
             let spec = Spec::new("dispatcher")
@@ -225,10 +236,20 @@ pub async fn run_one(
         contender.name()
     );
     delete_queues(&connection, &[&source, &target, &other, &unrouted]).await;
+    let replay = match &archive {
+        Some(stream) => {
+            let replayed = format!("{base}.replayed");
+            println!("  replay: {n} events from the archive stream to one queue");
+            let result = crate::replay::measure(broker, &routes, &replayed, queue_type, n).await;
+            delete_queues(&connection, &[stream, &replayed]).await;
+            Some(result?)
+        }
+        None => None,
+    };
     let _ = connection.close(200, "ok".into()).await;
     let seconds = (t1 - t0).as_secs_f64();
     let forwarded = (n - c0) as f64;
-    Ok(DrainResult {
+    let drained = DrainResult {
         contender: contender.name().to_owned(),
         queue_type: queue_type.as_str().to_owned(),
         messages: n,
@@ -238,7 +259,8 @@ pub async fn run_one(
         broker_cpu_us_per_msg: broker_cpu / n as f64 * 1e6,
         forwarder_peak_rss_mib: rss,
         lost: n.saturating_sub(delivered),
-    })
+    };
+    Ok((drained, replay))
 }
 
 /// Polls the target's depth every 10 ms; returns (first time it was > 0, the depth then,
@@ -308,6 +330,11 @@ fn stop_shovel(broker: &PrivateBroker, name: &str) -> anyhow::Result<()> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(())
+}
+
+/// The `[archive]` table appended to the one-route table by the archive contender.
+fn archive_table(stream: &str) -> String {
+    format!("\n[archive]\nstream = \"{stream}\"\nmax_age = \"1h\"\n")
 }
 
 /// The routing table: one hot route to `target`; with `large`, 9,999 more routes (exact

@@ -7,6 +7,7 @@ mod api;
 mod drain;
 mod latency;
 mod procstat;
+mod replay;
 mod report;
 
 use std::path::PathBuf;
@@ -29,7 +30,8 @@ struct Args {
     /// Sections to run (default all): drain, routing, api, e2e.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-10k-where,
+    /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-archive
+    /// (with an [archive] stream, then a replay of it), dispatcher-10k-where,
     /// dispatcher-x2, dispatcher-x3 (replicas on one queue), dispatcher-ordered.
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
@@ -127,9 +129,16 @@ async fn run_drains(
                 "drain: {} on {queue_type} queues, {n} events",
                 contender.name()
             );
-            let result = drain::run_one(broker, contender, queue_type, n).await?;
+            let (result, replay) = drain::run_one(broker, contender, queue_type, n).await?;
             println!("  {:.0} msg/s, lost {}", result.msgs_per_sec, result.lost);
             results.drain.push(result);
+            if let Some(replay) = replay {
+                println!(
+                    "  replay {:.0} events/s, lost {}",
+                    replay.events_per_sec, replay.lost
+                );
+                results.replay.push(replay);
+            }
         }
     }
     Ok(())

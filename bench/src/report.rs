@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::api::ApiResult;
 use crate::drain::DrainResult;
 use crate::latency::LatencyResult;
+use crate::replay::ReplayResult;
 
 /// One criterion benchmark's mean.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +33,8 @@ pub struct Results {
     pub machine: Value,
     /// Drain runs.
     pub drain: Vec<DrainResult>,
+    /// Replays of the archive stream (after the archive contender's drain).
+    pub replay: Vec<ReplayResult>,
     /// Criterion routing figures.
     pub routing: Vec<RoutingEstimate>,
     /// API runs.
@@ -51,6 +54,7 @@ impl Results {
             quick,
             machine: machine(),
             drain: Vec::new(),
+            replay: Vec::new(),
             routing: Vec::new(),
             api: Vec::new(),
             latency: None,
@@ -112,6 +116,23 @@ impl Results {
                         large / small
                     );
                 }
+                if let (Some(off), Some(on)) = (
+                    self.drain_rate("dispatcher", queue_type),
+                    self.drain_rate("dispatcher-archive", queue_type),
+                ) {
+                    let cpu = |name: &str| {
+                        self.drain
+                            .iter()
+                            .find(|r| r.contender == name && r.queue_type == queue_type)
+                            .and_then(|r| r.forwarder_cpu_us_per_msg)
+                    };
+                    println!(
+                        "archive on vs off ({queue_type}): drain rate {:.2} (goal ≥ 0.70), dispatcher CPU per message {} µs vs {} µs",
+                        on / off,
+                        cpu("dispatcher-archive").map_or("-".into(), |c| format!("{c:.1}")),
+                        cpu("dispatcher").map_or("-".into(), |c| format!("{c:.1}")),
+                    );
+                }
                 if let Some(one) = self.drain_rate("dispatcher", queue_type) {
                     let scaled: Vec<String> =
                         ["dispatcher-x2", "dispatcher-x3", "dispatcher-ordered"]
@@ -140,6 +161,12 @@ impl Results {
                     );
                 }
             }
+        }
+        for r in &self.replay {
+            println!(
+                "replay from the archive stream to one queue ({}): {} events in {:.2} s, {:.0} events/s, lost {}",
+                r.queue_type, r.events, r.seconds, r.events_per_sec, r.lost
+            );
         }
         if !self.routing.is_empty() {
             println!("\n{:<50} {:>12}", "routing (criterion)", "mean");

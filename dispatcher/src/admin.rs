@@ -153,6 +153,12 @@ async fn routes(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
         "source": table.source,
         "unrouted": table.unrouted,
         "dead_letter": table.dead_letter,
+        "archive": table.archive.as_ref().map(|archive| json!({
+            "stream": archive.stream,
+            "max_age_seconds": archive.max_age.map(|age| age.as_secs()),
+            "max_bytes": archive.max_bytes,
+            "archived": generation.counters.archived.as_ref().map(|c| c.get()),
+        })),
         "routes": route_views(table),
         "last_reload_error": shared.last_error.load_full().as_deref(),
     }))
@@ -173,9 +179,12 @@ fn refusal(error: &ReloadError) -> ApiError {
         ReloadError::Missing(_) => StatusCode::NOT_FOUND,
         ReloadError::Invalid(_)
         | ReloadError::SourceChanged { .. }
-        | ReloadError::Declare(DeclareError::MissingExchange(_) | DeclareError::Queue { .. }) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        | ReloadError::ArchiveRetentionChanged { .. }
+        | ReloadError::Declare(
+            DeclareError::MissingExchange(_)
+            | DeclareError::Queue { .. }
+            | DeclareError::Archive { .. },
+        ) => StatusCode::UNPROCESSABLE_ENTITY,
         ReloadError::Read { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         ReloadError::BrokerUnavailable | ReloadError::Declare(DeclareError::Broker(_)) => {
             StatusCode::SERVICE_UNAVAILABLE

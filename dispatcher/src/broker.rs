@@ -1,13 +1,13 @@
 //! Declarations on the broker: the queues a table publishes to, declared the one shared
-//! way, and its exchanges checked to exist (a passive declare) before a table is used.
+//! way, its archive stream, and its exchanges checked to exist (a passive declare) before a table is used.
 
 use events::QueueType;
 use events::amqp::declare_queue;
-use lapin::options::ExchangeDeclareOptions;
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
-use crate::routes::RoutingTable;
+use crate::routes::{Archive, RoutingTable};
 
 /// Why a table's declarations failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,16 @@ pub enum DeclareError {
     #[error("declaring queue `{queue}`: {source}")]
     Queue {
         queue: String,
+        /// What the broker said.
+        source: lapin::Error,
+    },
+    /// The archive stream could not be declared (e.g. it exists with other retention
+    /// arguments, or a queue of another type has its name).
+    #[error(
+        "declaring the archive stream `{stream}`: {source} (a stream's retention cannot be changed by declaring it again: change it with a policy, or archive to a new stream)"
+    )]
+    Archive {
+        stream: String,
         /// What the broker said.
         source: lapin::Error,
     },
@@ -46,11 +56,30 @@ pub async fn declare_table(
                 source,
             })?;
     }
+    if let Some(archive) = &table.archive {
+        declare_archive(&channel, archive).await?;
+    }
     let _ = channel.close(200, "declared".into()).await;
     for exchange in table.exchanges() {
         check_exchange(connection, exchange).await?;
     }
     Ok(())
+}
+
+/// Declares the archive stream: durable, `x-queue-type = stream`, with its retention.
+async fn declare_archive(channel: &Channel, archive: &Archive) -> Result<(), DeclareError> {
+    channel
+        .queue_declare(
+            archive.stream.as_str().into(),
+            QueueDeclareOptions::durable(),
+            archive.arguments(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|source| DeclareError::Archive {
+            stream: archive.stream.clone(),
+            source,
+        })
 }
 
 /// A passive declare on a throw-away channel: the broker closes the channel with 404

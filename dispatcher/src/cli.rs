@@ -1,6 +1,7 @@
 //! The command line: `dispatcher [run]` (the daemon), `dispatcher check [PATH]`
 //! (validate and run the `[[test]]` cases) and `dispatcher explain [PATH] EVENT.json|-`
-//! (each route's verdict for one event, then the targets).
+//! (each route's verdict for one event, then the targets), and `dispatcher replay`
+//! (see [`crate::replay`]).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -56,6 +57,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-send archived events from the `[archive]` stream, routed by the current table.
+    Replay(Box<crate::replay::ReplayArgs>),
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

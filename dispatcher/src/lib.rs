@@ -6,7 +6,8 @@
 //! - [`forward`]: consume → route → publish → ack, reconnecting on broker loss.
 //! - [`watch`] and [`reload`]: file → table, swapped whole.
 //! - [`admin`]: health, readiness, metrics, `GET /routes`, `POST /reload`.
-//! - [`cli`]: `run`, `check`, `explain`.
+//! - [`cli`]: `run`, `check`, `explain`, `replay`.
+//! - [`replay`]: re-sends archived events from the archive stream.
 
 pub mod admin;
 pub mod broker;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod forward;
 pub mod metrics;
 pub mod reload;
+pub mod replay;
 pub mod routes;
 pub mod settings;
 pub mod state;

@@ -16,7 +16,30 @@ fn main() -> ExitCode {
             json,
         }) => cli::explain(&args, &headers, json, &mut out, &mut err),
         Some(Command::Run(settings)) => run(*settings),
+        Some(Command::Replay(args)) => replay(&args),
         None => run(cli.run),
+    }
+}
+
+/// `dispatcher replay`: the summary on stdout, 1 with the error on stderr.
+fn replay(args: &dispatcher::replay::ReplayArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            // No log subscriber: stdout carries the summary alone, errors go to stderr.
+            runtime.block_on(dispatcher::replay::replay(args, true))
+        });
+    match result {
+        Ok(summary) => {
+            print!("{}", summary.render());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("dispatcher replay: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

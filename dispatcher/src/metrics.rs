@@ -24,6 +24,13 @@ pub struct TargetLabel {
     pub target: String,
 }
 
+/// Label of the archive counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabel {
+    /// The archive stream's name.
+    pub stream: String,
+}
+
 /// Label of dead-letter counters.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -58,6 +65,8 @@ pub struct Metrics {
     pub unrouted: Counter,
     /// `dispatcher_events_dead_lettered_total{reason}`.
     pub dead_lettered: Family<ReasonLabel, Counter>,
+    /// `dispatcher_events_archived_total{stream}`: confirmed archive copies.
+    pub archived: Family<StreamLabel, Counter>,
     /// `dispatcher_publish_retries_total`.
     pub retries: Counter,
     /// `dispatcher_events_requeued_total`: could not be settled, left to the broker.
@@ -96,6 +105,7 @@ impl Metrics {
             published: Family::default(),
             unrouted: Counter::default(),
             dead_lettered: Family::default(),
+            archived: Family::default(),
             retries: Counter::default(),
             requeued: Counter::default(),
             reloads: Family::default(),
@@ -132,6 +142,11 @@ impl Metrics {
             "events_dead_lettered",
             "Events sent to the dead-letter queue, by reason",
             metrics.dead_lettered.clone(),
+        );
+        registry_ref.register(
+            "events_archived",
+            "Events appended to the archive stream (confirmed), by stream",
+            metrics.archived.clone(),
         );
         registry_ref.register(
             "publish_retries",
@@ -224,6 +239,13 @@ impl Metrics {
                         .clone()
                 })
                 .collect(),
+            archived: table.archive.as_ref().map(|archive| {
+                self.archived
+                    .get_or_create(&StreamLabel {
+                        stream: archive.stream.clone(),
+                    })
+                    .clone()
+            }),
         }
     }
 }
@@ -250,4 +272,6 @@ pub fn target_label(target: &crate::routes::Target) -> String {
 pub struct TableCounters {
     pub routes: Vec<Counter>,
     pub targets: Vec<Counter>,
+    /// The archive's counter, when the table has an archive.
+    pub archived: Option<Counter>,
 }

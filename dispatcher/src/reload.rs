@@ -40,6 +40,18 @@ pub enum ReloadError {
         /// The new file's source.
         to: String,
     },
+    /// The archive's retention changed: a stream's arguments are fixed once declared.
+    #[error(
+        "the retention of the archive stream `{stream}` cannot be changed by a reload (running: {from}; file: {to}): a stream keeps the arguments it was declared with. Put the running values back, or archive to a new stream name"
+    )]
+    ArchiveRetentionChanged {
+        /// The stream.
+        stream: String,
+        /// The running retention.
+        from: String,
+        /// The file's retention.
+        to: String,
+    },
     /// No broker connection to declare the new targets on.
     #[error("not connected to the broker, so the new table's queues cannot be declared yet")]
     BrokerUnavailable,
@@ -183,6 +195,15 @@ async fn try_reload(shared: &Shared) -> Result<ReloadOutcome, ReloadError> {
             to: table.source,
         });
     }
+    if let (Some(running), Some(new)) = (&current.table.archive, &table.archive)
+        && let Some(change) = running.retention_change(new)
+    {
+        return Err(ReloadError::ArchiveRetentionChanged {
+            stream: new.stream.clone(),
+            from: change.from,
+            to: change.to,
+        });
+    }
     let connection = shared
         .broker
         .load_full()
@@ -198,6 +219,14 @@ fn swap(
     sha256: String,
 ) -> ReloadOutcome {
     let (added, removed, changed) = diff(&current.table, &table);
+    match (&current.table.archive, &table.archive) {
+        (None, Some(new)) => tracing::info!(archive = %new, "archive added"),
+        (Some(old), None) => tracing::info!(archive = %old, "archive removed"),
+        (Some(old), Some(new)) if old != new => {
+            tracing::info!(from = %old, to = %new, "archive moved to another stream");
+        }
+        _ => {}
+    }
     let generation = Generation::new(current.number + 1, table, sha256, &shared.metrics);
     let number = generation.number;
     shared.current.store(Arc::new(generation));

@@ -1,7 +1,7 @@
 //! The whole system under test, for end-to-end tests, the fault suite and benchmarks:
 //! real binaries ([`process`]), all three wired together on unique queues ([`system`]),
 //! private RabbitMQ nodes for tests that stop or restart a broker ([`broker`]), with
-//! TLS ([`certs`]) or joined in a [`cluster`].
+//! TLS ([`certs`]) or joined in a [`cluster`], and archive replays ([`replay`]).
 
 pub mod broker;
 pub mod certs;
@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod faults;
 pub mod node_config;
 pub mod process;
+pub mod replay;
 pub mod stream;
 pub mod system;
 

@@ -1,6 +1,7 @@
 //! One delivery, from arrival to its fate: read its type and route it with the running
 //! generation (both done at once, when it arrives), then publish the body byte for byte
 //! to every target (see [`super::publish`]), or dead-letter it, and say how it ended.
+//! With an archive, a copy goes to the archive stream alongside (see [`super::archive`]).
 //! Each message ends in exactly one [`Fate`]; the session maps fates to acks.
 //!
 //! The future kept per in-flight delivery holds only what publishing needs: the rare
@@ -15,6 +16,7 @@ use std::time::Instant;
 use lapin::BasicProperties;
 use tracing::Instrument;
 
+use super::archive;
 use super::context::{CONFIRM_TIMEOUT, Session};
 use super::dead_letter::dead_letter_properties;
 use super::plan::{Plan, plan};
@@ -67,21 +69,23 @@ pub fn handle(
     let started = Instant::now();
     let generation = session.shared.generation();
     let bytes = body.len();
+    let archive = archive::copy(&generation, &properties, session.frame_max);
     let (plan, span) = plan(&generation, properties, &body, session.frame_max);
     let session = session.clone();
     async move {
-        let fate = match plan {
-            Plan::Publish {
-                decision,
-                properties,
-            } => forward(&session, &generation, &decision, properties, &body).await,
-            Plan::DeadLetter {
-                reason,
-                message,
-                properties,
-            } => {
-                let dead = dead_letter(&session, &generation, reason, &message, properties, &body);
-                Box::pin(dead).await
+        let routed = settle_plan(&session, &generation, plan, &body);
+        let fate = match archive {
+            None => routed.await,
+            // Boxed: only an archiving dispatcher pays for the larger future.
+            Some(copy) => {
+                Box::pin(archive::alongside(
+                    &session,
+                    &generation,
+                    copy,
+                    routed,
+                    &body,
+                ))
+                .await
             }
         };
         let metrics = &session.shared.metrics;
@@ -97,6 +101,24 @@ pub fn handle(
         Settled { tag, bytes, fate }
     }
     .instrument(span)
+}
+
+/// Publishes as planned: to the targets, or to the dead-letter queue.
+async fn settle_plan(session: &Session, generation: &Generation, plan: Plan, body: &[u8]) -> Fate {
+    match plan {
+        Plan::Publish {
+            decision,
+            properties,
+        } => forward(session, generation, &decision, properties, body).await,
+        Plan::DeadLetter {
+            reason,
+            message,
+            properties,
+        } => {
+            let dead = dead_letter(session, generation, reason, &message, properties, body);
+            Box::pin(dead).await
+        }
+    }
 }
 
 async fn forward(

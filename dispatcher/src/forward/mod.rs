@@ -9,6 +9,7 @@
 
 pub mod ack_window;
 pub mod acker;
+pub mod archive;
 pub mod context;
 mod dead_letter;
 pub mod deliver;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use events::defaults::{QUEUE_DISPATCH, QUEUE_DISPATCH_DEAD, QUEUE_UNROUTED};
 use serde_spanned::Spanned;
 
+use super::archive;
 use super::condition::{Condition, Path, Test};
 use super::error::{Problem, line_column};
 use super::file::{RouteSpec, RoutesFile, TargetSpec};
@@ -53,16 +54,22 @@ pub fn compile(file: &RoutesFile, text: &str) -> Result<RoutingTable, Vec<Proble
         .iter()
         .filter_map(|spec| builder.route(spec))
         .collect();
+    let archive = file.archive.as_ref().and_then(|spec| {
+        let taken = [&builder.source, &unrouted, &dead_letter];
+        archive::compile(spec, &taken, &builder.targets, &mut builder.problems)
+    });
     if !builder.problems.is_empty() {
         return Err(builder.problems);
     }
-    Ok(index(
+    let mut table = index(
         builder.source,
         unrouted,
         dead_letter,
         routes,
         builder.targets,
-    ))
+    );
+    table.archive = archive;
+    Ok(table)
 }
 
 struct Builder<'t> {
@@ -271,6 +278,7 @@ fn index(
         patterns,
         pattern_routes,
         unrouted_decision: Arc::new(Decision::default()),
+        archive: None,
     };
     let mut scratch = Vec::new();
     for (ty, mut candidates) in exact_routes {

@@ -25,6 +25,22 @@ pub struct RoutesFile {
     pub routes: Vec<RouteSpec>,
     /// `[[test]]`, in file order.
     pub tests: Vec<TestSpec>,
+    /// `[archive]`: the stream every consumed event is appended to.
+    pub archive: Option<Spanned<ArchiveSpec>>,
+}
+
+/// `[archive]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSpec {
+    /// The stream queue (declared with `x-queue-type = stream`).
+    pub stream: Spanned<String>,
+    /// How long events are kept (`7d`); the stream's `x-max-age`.
+    #[serde(default)]
+    pub max_age: Option<Spanned<String>>,
+    /// How many bytes are kept (`5GB`); the stream's `x-max-length-bytes`.
+    #[serde(default)]
+    pub max_bytes: Option<Spanned<String>>,
 }
 
 /// One `[[route]]` as written.
@@ -85,7 +101,14 @@ pub enum TargetSpec {
     },
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["source", "unrouted", "dead_letter", "route", "test"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "source",
+    "unrouted",
+    "dead_letter",
+    "archive",
+    "route",
+    "test",
+];
 
 /// Reads `text` into a [`RoutesFile`] with the entries that could be read, and every
 /// problem found in the others (a TOML syntax error stops at the first).
@@ -101,6 +124,7 @@ pub fn parse(text: &str) -> Result<(RoutesFile, Vec<Problem>), Vec<Problem>> {
             "dead_letter" => file.dead_letter = collect(value, &mut problems),
             "route" => file.routes = collect_all(value, "route", &mut problems),
             "test" => file.tests = collect_all(value, "test", &mut problems),
+            "archive" => file.archive = collect(value, &mut problems),
             other => problems.push(Problem::at(
                 span,
                 format!(

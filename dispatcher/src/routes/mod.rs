@@ -2,6 +2,7 @@
 //! compiled ([`compile`]) into an immutable, indexed [`RoutingTable`], checked against
 //! its own `[[test]]` cases ([`cases`]).
 
+pub mod archive;
 pub mod cases;
 pub mod compile;
 pub mod condition;
@@ -14,6 +15,7 @@ pub mod pattern;
 pub mod table;
 pub mod trie;
 
+pub use archive::Archive;
 pub use error::{RouteError, RouteErrors};
 pub use event::EventDoc;
 pub use explain::{Explanation, Verdict};

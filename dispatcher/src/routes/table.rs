@@ -118,6 +118,8 @@ pub struct RoutingTable {
     pub(super) patterns: TopicTrie,
     pub(super) pattern_routes: Vec<RouteId>,
     pub(super) unrouted_decision: Arc<Decision>,
+    /// The stream every consumed event is appended to, when `[archive]` is set.
+    pub archive: Option<super::archive::Archive>,
 }
 
 impl RoutingTable {

@@ -8,6 +8,7 @@ mod common;
 mod spawned;
 
 mod admin_token;
+mod archive;
 mod binary;
 mod broker_loss;
 mod cli;

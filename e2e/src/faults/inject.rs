@@ -41,6 +41,8 @@ pub enum Fault {
     HttpFuzz,
     /// One message of each hostile class into the dispatch queue under load.
     HostileInput,
+    /// A replay of the archive stream killed with `kill -9` halfway, then run again.
+    ReplayKilled,
     /// Three-node cluster: the node holding the consume connection stopped, then back.
     ClusterNodeDown,
     /// Three-node cluster: the node holding the dispatch queue's leader stopped, then back.
@@ -67,6 +69,7 @@ impl Fault {
             Self::BadInput => "bad-input".into(),
             Self::HttpFuzz => "http-fuzz".into(),
             Self::HostileInput => "hostile-input".into(),
+            Self::ReplayKilled => "replay-killed".into(),
             Self::ClusterNodeDown => "cluster-node-down".into(),
             Self::ClusterLeaderDown => "cluster-leader-down".into(),
             Self::ClusterNodeKill => "cluster-node-kill".into(),
@@ -124,6 +127,7 @@ pub async fn inject(
         Fault::SlowConsumer => slow_consumer(system, broker).await,
         Fault::BadInput
         | Fault::HttpFuzz
+        | Fault::ReplayKilled
         | Fault::HostileInput
         | Fault::ClusterNodeDown
         | Fault::ClusterLeaderDown

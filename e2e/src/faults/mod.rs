@@ -10,6 +10,7 @@ mod hostile_report;
 mod hostile_watch;
 mod inject;
 mod reload;
+mod replay;
 
 use std::time::Duration;
 
@@ -115,6 +116,7 @@ pub fn scenarios(scale: Scale) -> Vec<Fault> {
         Fault::BadInput,
         Fault::HostileInput,
         Fault::HttpFuzz,
+        Fault::ReplayKilled,
     ]);
     if scale.cluster {
         all.extend([
@@ -132,6 +134,7 @@ pub async fn run(broker: &PrivateBroker, fault: Fault, scale: Scale) -> anyhow::
         Fault::BadInput => return bad_input::dispatcher_bad_input(broker, scale).await,
         Fault::HttpFuzz => return bad_input::http_fuzz(broker, scale).await,
         Fault::HostileInput => return hostile::hostile_input(broker, scale).await,
+        Fault::ReplayKilled => return replay::replay_killed(broker, scale).await,
         Fault::ClusterNodeDown => {
             return cluster::node_loss(fault.name(), NodeLoss::ConsumeNodeDown, scale).await;
         }

@@ -10,6 +10,7 @@ mod config_files;
 mod examples;
 mod kubernetes;
 mod patterns;
+mod replay;
 mod secrets;
 mod system;
 mod tls;
