@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use events::defaults;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
-use serde_json::Value;
 
+use crate::routes::explain::Check;
 use crate::routes::{self, Explanation, RoutingTable, Verdict};
 use crate::settings::Settings;
 
@@ -166,6 +166,23 @@ fn try_explain(args: &[String], headers: &[(String, String)]) -> anyhow::Result<
     })
 }
 
+/// Each condition's verdict, one per line, branches indented under it.
+fn render_checks(checks: &[Check], indent: usize, text: &mut String) {
+    for check in checks {
+        let verdict = if check.holds { "holds" } else { "fails" };
+        let found = check
+            .found
+            .as_ref()
+            .map(|f| format!(" (found {f})"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "{:indent$}{verdict}  {}{found}\n",
+            "", check.condition
+        ));
+        render_checks(&check.branches, indent + 7, text);
+    }
+}
+
 /// The human form: one line per route, then the targets.
 pub fn render(explanation: &Explanation) -> String {
     let width = explanation
@@ -176,18 +193,29 @@ pub fn render(explanation: &Explanation) -> String {
         .unwrap_or(0);
     let mut text = format!("event type: {}\n", explanation.event_type);
     for (name, verdict) in &explanation.routes {
-        let says = match verdict {
-            Verdict::Matched => "matched".to_owned(),
-            Verdict::TypeMismatch => "type does not match".to_owned(),
-            Verdict::ConditionFailed { condition, found } => format!(
-                "condition failed: {condition} (found {})",
-                found
-                    .as_ref()
-                    .map_or_else(|| "nothing".to_owned(), Value::to_string)
+        let (says, checks) = match verdict {
+            Verdict::Matched { checks } => ("matched".to_owned(), checks.as_slice()),
+            Verdict::TypeMismatch => ("type does not match".to_owned(), &[][..]),
+            Verdict::ConditionFailed {
+                condition,
+                found,
+                checks,
+            } => (
+                match found {
+                    Some(found) => format!("condition failed: {condition} (found {found})"),
+                    None => format!("condition failed: {condition}"),
+                },
+                checks.as_slice(),
             ),
-            Verdict::SkippedAfterFinal { after } => format!("skipped: route `{after}` is final"),
+            Verdict::SkippedAfterFinal { after } => {
+                (format!("skipped: route `{after}` is final"), &[][..])
+            }
         };
         text.push_str(&format!("  {name:<width$}  {says}\n"));
+        // One plain condition is said on the route's line; anything more is a tree.
+        if checks.len() > 1 || checks.iter().any(|c| !c.branches.is_empty()) {
+            render_checks(checks, width + 6, &mut text);
+        }
     }
     let targets: Vec<String> = explanation
         .targets

@@ -5,20 +5,23 @@ use serde_json::{Value, json};
 
 use super::*;
 
+#[derive(serde::Deserialize)]
+struct One {
+    v: serde_spanned::Spanned<node::Node>,
+}
+
+fn parse(toml_value: &str) -> Result<Test, String> {
+    let text = format!("v = {toml_value}");
+    let one: One = toml::from_str(&text).unwrap();
+    read_test(&text, "v", &one.v).map_err(|p| p.message)
+}
+
 fn test(toml_value: &str) -> Test {
-    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {toml_value}"))
-        .unwrap()
-        .remove("v")
-        .unwrap();
-    Test::parse(&value).unwrap()
+    parse(toml_value).unwrap()
 }
 
 fn refused(toml_value: &str) -> String {
-    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {toml_value}"))
-        .unwrap()
-        .remove("v")
-        .unwrap();
-    Test::parse(&value).unwrap_err()
+    parse(toml_value).unwrap_err()
 }
 
 fn holds(toml_value: &str, value: Value) -> bool {
@@ -152,7 +155,7 @@ fn paths_start_with_a_known_attribute() {
         Path::parse("headers.cloudEvents:type").unwrap(),
         Path::Header("cloudEvents:type".into())
     );
-    assert!(Path::parse("dta.a").unwrap_err().contains("unknown path"));
+    assert!(Path::parse("Data.a").unwrap_err().contains("unknown path"));
     assert!(Path::parse("headers").unwrap_err().contains("header name"));
     assert!(Path::parse("data..a").unwrap_err().contains("empty field"));
     assert!(
