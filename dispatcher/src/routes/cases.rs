@@ -252,3 +252,6 @@ fn toml_string(s: &str) -> String {
 }
 
 mod event;
+
+#[cfg(test)]
+mod tests;
