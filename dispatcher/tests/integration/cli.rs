@@ -202,3 +202,62 @@ fn help_documents_every_command_and_setting() {
         assert!(help.contains(word), "{word} missing from --help:\n{help}");
     }
 }
+
+#[test]
+fn the_filters_example_uses_every_operator_and_the_readme_documents_each() {
+    let example = std::fs::read_to_string(repo().join("examples/routes/filters.toml")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("dispatcher/README.md")).unwrap();
+    for op in dispatcher::routes::condition::OPERATORS
+        .iter()
+        .chain(&["any", "all"])
+    {
+        assert!(
+            example.contains(&format!("{op} = ")),
+            "examples/routes/filters.toml does not use `{op}`"
+        );
+        assert!(
+            readme.contains(&format!("| `{op}` ")) || readme.contains(&format!("`{op}` `")),
+            "dispatcher/README.md has no table entry for `{op}`"
+        );
+    }
+    let output = dispatcher(
+        &["check", repo().join("examples/routes/filters.toml").to_str().unwrap()],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+#[test]
+fn explain_prints_every_branch_verdict_and_absent_fields() {
+    let routes = repo().join("examples/routes/filters.toml");
+    let event = r#"{"specversion":"1.0","id":"1","source":"shop-eu","type":"order.placed","data":{"total":10}}"#;
+    let output = dispatcher(&["explain", routes.to_str().unwrap(), "-"], Some(event));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for line in [
+        "review       condition failed: any",
+        "fails  { data.total >= 1000 }",
+        "fails  data.total >= 1000 (found 10)",
+        "fails  data.tags contains \"vip\" (found absent)",
+        "holds  source anything but [\"shop-test\", \"shop-staging\"] (found \"shop-eu\")",
+        "acme         condition failed: tenant in [\"acme\", \"acme-eu\"] ignoring case (found absent)",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in\n{stdout}");
+    }
+    let output = dispatcher(&["explain", routes.to_str().unwrap(), "-", "--json"], Some(event));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let review = &json["routes"][1][1];
+    assert_eq!(review["verdict"], "condition_failed", "{json}");
+    let any = review["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["condition"] == "any")
+        .unwrap();
+    assert_eq!(any["holds"], false);
+    assert_eq!(any["branches"][1]["branches"][0]["found"], "absent", "{any}");
+    assert_eq!(
+        any["branches"][0]["branches"][0]["found"],
+        serde_json::json!({"value": 10})
+    );
+}
