@@ -201,3 +201,18 @@ fn structured_routes_show_on_one_line() {
         "any [{ data.a = 1 }, { not { tenant exists = true } }]"
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_operator_argument_is_loaded_or_refused_never_a_panic(
+        op in proptest::sample::select(vec!["matches", "wildcard", "cidr", "eq_ignore_case", "contains", "anything_but"]),
+        arg in "\\PC{0,12}",
+        value in "\\PC{0,12}",
+    ) {
+        let quoted = toml::Value::String(arg).to_string();
+        let text = route_with(&format!("{{ any = [{{ \"data.x\" = {{ {op} = {quoted} }} }}] }}"));
+        if let Ok(t) = load("routes.toml", &text) {
+            let _ = takes(&t, json!({"data": {"x": value}}));
+        }
+    }
+}
