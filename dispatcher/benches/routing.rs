@@ -12,9 +12,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use dispatcher::routes::condition::Wildcard;
 use dispatcher::routes::event::Incoming;
 use dispatcher::routes::pattern::{EventMatcher, parse};
-use dispatcher::routes::condition::Wildcard;
 use dispatcher::routes::trie::TopicTrie;
 use dispatcher::routes::{EventDoc, RoutingTable, load};
 use events::envelope::MAX_TYPE_BYTES;
@@ -181,7 +181,9 @@ fn bench_compile(c: &mut Criterion) {
 fn operator_table(filter: &str) -> String {
     (0..100)
         .map(|i| {
-            format!("[[route]]\nname = \"r{i}\"\nevent = \"type_{i}\"\nwhere = {filter}\nto = [\"q\"]\n")
+            format!(
+                "[[route]]\nname = \"r{i}\"\nevent = \"type_{i}\"\nwhere = {filter}\nto = [\"q\"]\n"
+            )
         })
         .collect()
 }
@@ -193,10 +195,22 @@ const OPERATORS: [(&str, &str); 6] = [
         "any_5_branches",
         r#"{ any = [{ "data.country" = "DE" }, { "data.country" = "BE" }, { "data.version" = { gt = 10 } }, { subject = "7" }, { "data.country" = "FR" }] }"#,
     ),
-    ("wildcard", r#"{ "data.email" = { wildcard = "*@example.*" } }"#),
-    ("cidr", r#"{ "data.ip" = { cidr = ["10.0.0.0/8", "192.168.0.0/16"] } }"#),
-    ("matches", r#"{ "data.email" = { matches = "^[a-z]+@example\\.com$" } }"#),
-    ("eq_ignore_case", r#"{ "data.country" = { eq_ignore_case = "fr" } }"#),
+    (
+        "wildcard",
+        r#"{ "data.email" = { wildcard = "*@example.*" } }"#,
+    ),
+    (
+        "cidr",
+        r#"{ "data.ip" = { cidr = ["10.0.0.0/8", "192.168.0.0/16"] } }"#,
+    ),
+    (
+        "matches",
+        r#"{ "data.email" = { matches = "^[a-z]+@example\\.com$" } }"#,
+    ),
+    (
+        "eq_ignore_case",
+        r#"{ "data.country" = { eq_ignore_case = "fr" } }"#,
+    ),
 ];
 
 fn bench_operators(c: &mut Criterion) {

@@ -16,9 +16,9 @@ use serde_spanned::Spanned;
 use super::error::Problem;
 use super::event::EventDoc;
 use super::file::{TargetSpec, TestSpec};
+use super::table::{RoutingTable, Target};
 use event::read_event;
 pub use event::to_json;
-use super::table::{RoutingTable, Target};
 
 /// Runs every case against `table`; one problem per failing case.
 pub fn run(table: &RoutingTable, tests: &[TestSpec]) -> Vec<Problem> {
@@ -131,7 +131,10 @@ fn route(table: &RoutingTable, event_type: &str, doc: EventDoc<'_>) -> Outcome {
     }
 }
 
-fn expect_exactly(expect: &Spanned<Vec<Spanned<TargetSpec>>>, outcome: &Outcome) -> Result<(), String> {
+fn expect_exactly(
+    expect: &Spanned<Vec<Spanned<TargetSpec>>>,
+    outcome: &Outcome,
+) -> Result<(), String> {
     let expected = targets(expect);
     if expected == outcome.targets {
         return Ok(());
@@ -145,10 +148,14 @@ fn expect_exactly(expect: &Spanned<Vec<Spanned<TargetSpec>>>, outcome: &Outcome)
     ))
 }
 
-fn expect_included(includes: &Spanned<Vec<Spanned<TargetSpec>>>, outcome: &Outcome) -> Result<(), String> {
+fn expect_included(
+    includes: &Spanned<Vec<Spanned<TargetSpec>>>,
+    outcome: &Outcome,
+) -> Result<(), String> {
     let wanted = targets(includes);
-    let (kept, missing): (Vec<Target>, Vec<Target>) =
-        wanted.into_iter().partition(|t| outcome.targets.contains(t));
+    let (kept, missing): (Vec<Target>, Vec<Target>) = wanted
+        .into_iter()
+        .partition(|t| outcome.targets.contains(t));
     if missing.is_empty() {
         return Ok(());
     }
@@ -165,10 +172,14 @@ fn expect_included(includes: &Spanned<Vec<Spanned<TargetSpec>>>, outcome: &Outco
     ))
 }
 
-fn expect_excluded(excludes: &Spanned<Vec<Spanned<TargetSpec>>>, outcome: &Outcome) -> Result<(), String> {
+fn expect_excluded(
+    excludes: &Spanned<Vec<Spanned<TargetSpec>>>,
+    outcome: &Outcome,
+) -> Result<(), String> {
     let unwanted = targets(excludes);
-    let (reached, kept): (Vec<Target>, Vec<Target>) =
-        unwanted.into_iter().partition(|t| outcome.targets.contains(t));
+    let (reached, kept): (Vec<Target>, Vec<Target>) = unwanted
+        .into_iter()
+        .partition(|t| outcome.targets.contains(t));
     if reached.is_empty() {
         return Ok(());
     }

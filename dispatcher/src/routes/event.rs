@@ -21,7 +21,8 @@ use std::fmt;
 
 use events::EnvelopeError;
 use events::envelope::{
-    BINARY_PREFIXES, Mode, amqp_to_json, binary_attribute, binary_json, check_type_length, event_type, mode_of,
+    BINARY_PREFIXES, Mode, amqp_to_json, binary_attribute, binary_json, check_type_length,
+    event_type, mode_of,
 };
 use lapin::BasicProperties;
 use lapin::types::FieldTable;

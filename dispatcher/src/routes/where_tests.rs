@@ -22,7 +22,11 @@ fn errors(text: &str) -> Vec<RouteError> {
 fn error_at(text: &str, needle: &str) -> (usize, usize) {
     let all = errors(text);
     let found: Vec<&RouteError> = all.iter().filter(|e| e.message.contains(needle)).collect();
-    assert_eq!(found.len(), 1, "expected one error with {needle:?}: {all:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one error with {needle:?}: {all:#?}"
+    );
     (found[0].line, found[0].column)
 }
 
@@ -67,7 +71,10 @@ fn not_negates_a_whole_table() {
     ));
     assert!(!takes(&t, json!({"data": {"country": "FR", "vip": true}})));
     assert!(takes(&t, json!({"data": {"country": "FR", "vip": false}})));
-    assert!(takes(&t, json!({})), "a missing field makes the table false");
+    assert!(
+        takes(&t, json!({})),
+        "a missing field makes the table false"
+    );
 }
 
 #[test]
@@ -77,7 +84,10 @@ fn structure_nests_and_combines_with_plain_conditions() {
     ));
     assert!(takes(&t, json!({"source": "shop-1", "data": {"a": 2}})));
     assert!(!takes(&t, json!({"source": "shop-1", "data": {"a": 1}})));
-    assert!(takes(&t, json!({"source": "shop-1", "tenant": "acme", "data": {"a": 1}})));
+    assert!(takes(
+        &t,
+        json!({"source": "shop-1", "tenant": "acme", "data": {"a": 1}})
+    ));
     assert!(!takes(&t, json!({"source": "other", "data": {"a": 2}})));
 }
 
@@ -86,15 +96,22 @@ fn explain_gives_every_branch_its_verdict_and_says_absent() {
     let t = table(&route_with(
         "{ any = [{ \"data.country\" = \"FR\" }, { tenant = \"acme\", \"data.vip\" = true }] }",
     ));
-    let serde_json::Value::Object(map) = json!({"type": "t", "data": {"country": "DE", "vip": true}})
+    let serde_json::Value::Object(map) =
+        json!({"type": "t", "data": {"country": "DE", "vip": true}})
     else {
         unreachable!()
     };
     let explanation = t.explain("t", &EventDoc::from_json(map, None));
-    let Verdict::ConditionFailed { condition, checks, .. } = &explanation.routes[0].1 else {
+    let Verdict::ConditionFailed {
+        condition, checks, ..
+    } = &explanation.routes[0].1
+    else {
         panic!("{explanation:?}");
     };
-    assert_eq!(condition, "any", "the tree below says which branch failed how");
+    assert_eq!(
+        condition, "any",
+        "the tree below says which branch failed how"
+    );
     let any = &checks[0];
     assert_eq!((any.condition.as_str(), any.holds), ("any", false));
     let [fr, acme] = any.branches.as_slice() else {
@@ -108,7 +125,11 @@ fn explain_gives_every_branch_its_verdict_and_says_absent() {
         .find(|c| c.condition.starts_with("tenant"))
         .unwrap();
     assert_eq!((tenant.holds, &tenant.found), (false, &Some(Found::Absent)));
-    let vip = acme.branches.iter().find(|c| c.condition.starts_with("data.vip")).unwrap();
+    let vip = acme
+        .branches
+        .iter()
+        .find(|c| c.condition.starts_with("data.vip"))
+        .unwrap();
     assert!(vip.holds, "the branch's other condition is still evaluated");
     let json = serde_json::to_value(&explanation).unwrap();
     let branches = &json["routes"][0][1]["checks"][0]["branches"];
@@ -171,7 +192,10 @@ fn an_unknown_operator_in_a_branch_is_refused_at_it() {
 fn structure_keys_take_tables_and_are_never_empty() {
     error_at(&route_with("{ any = [] }"), "can never hold");
     error_at(&route_with("{ all = [] }"), "always holds");
-    error_at(&route_with("{ any = { \"data.a\" = 1 } }"), "takes a list of condition tables");
+    error_at(
+        &route_with("{ any = { \"data.a\" = 1 } }"),
+        "takes a list of condition tables",
+    );
     error_at(&route_with("{ any = [1] }"), "takes tables of conditions");
     error_at(&route_with("{ not = \"x\" }"), "takes tables of conditions");
     error_at(&route_with("{ not = {} }"), "an empty table in `not`");

@@ -219,12 +219,19 @@ fn the_filters_example_uses_every_operator_and_the_readme_documents_each() {
         assert!(
             readme
                 .lines()
-                .any(|l| l.starts_with("| ") && l.split('|').nth(1).is_some_and(|c| c.contains(&entry))),
+                .any(|l| l.starts_with("| ")
+                    && l.split('|').nth(1).is_some_and(|c| c.contains(&entry))),
             "dispatcher/README.md has no table entry for `{op}`"
         );
     }
     let output = dispatcher(
-        &["check", repo().join("examples/routes/filters.toml").to_str().unwrap()],
+        &[
+            "check",
+            repo()
+                .join("examples/routes/filters.toml")
+                .to_str()
+                .unwrap(),
+        ],
         None,
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -247,7 +254,10 @@ fn explain_prints_every_branch_verdict_and_absent_fields() {
     ] {
         assert!(stdout.contains(line), "{line:?} not in\n{stdout}");
     }
-    let output = dispatcher(&["explain", routes.to_str().unwrap(), "-", "--json"], Some(event));
+    let output = dispatcher(
+        &["explain", routes.to_str().unwrap(), "-", "--json"],
+        Some(event),
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let review = &json["routes"][1][1];
     assert_eq!(review["verdict"], "condition_failed", "{json}");
@@ -258,7 +268,10 @@ fn explain_prints_every_branch_verdict_and_absent_fields() {
         .find(|c| c["condition"] == "any")
         .unwrap();
     assert_eq!(any["holds"], false);
-    assert_eq!(any["branches"][1]["branches"][0]["found"], "absent", "{any}");
+    assert_eq!(
+        any["branches"][1]["branches"][0]["found"], "absent",
+        "{any}"
+    );
     assert_eq!(
         any["branches"][0]["branches"][0]["found"],
         serde_json::json!({"value": 10})

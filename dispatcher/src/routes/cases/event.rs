@@ -5,7 +5,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Map, Value};
 
 /// A test event's attributes, and its AMQP properties with its `headers`.
-pub(super) fn read_event(event: &toml::Table) -> Result<(Map<String, Value>, BasicProperties), String> {
+pub(super) fn read_event(
+    event: &toml::Table,
+) -> Result<(Map<String, Value>, BasicProperties), String> {
     let mut attributes = Map::new();
     let mut headers = FieldTable::default();
     let mut properties = BasicProperties::default();

@@ -20,7 +20,9 @@ fn with_test(test: &str) -> String {
 }
 
 fn refusal(text: &str) -> RouteError {
-    let mut all = load("routes.toml", text).expect_err("the test should fail").0;
+    let mut all = load("routes.toml", text)
+        .expect_err("the test should fail")
+        .0;
     assert_eq!(all.len(), 1, "{all:#?}");
     all.remove(0)
 }
@@ -41,9 +43,15 @@ fn includes_passes_when_other_routes_add_destinations() {
 fn a_missing_included_destination_is_refused_with_the_narrower_list() {
     let error = refusal(&with_test("includes = [\"queue_order\", \"queue_sms\"]"));
     assert_eq!(error.line, 15, "at the includes line");
-    assert!(error.message.contains("does not reach [queue_sms]"), "{}", error.message);
     assert!(
-        error.message.ends_with("if this is intended, write: includes = [\"queue_order\"]"),
+        error.message.contains("does not reach [queue_sms]"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error
+            .message
+            .ends_with("if this is intended, write: includes = [\"queue_order\"]"),
         "{}",
         error.message
     );
@@ -69,14 +77,26 @@ fn excludes_passes_when_none_is_reached_and_unrouted_can_be_excluded() {
 #[test]
 fn a_reached_excluded_destination_is_refused_with_the_rest_of_the_list() {
     let error = refusal(&with_test("excludes = [\"queue_email\", \"queue_sms\"]"));
-    assert!(error.message.contains("reaches [queue_email], which `excludes` lists"), "{}", error.message);
     assert!(
-        error.message.ends_with("if this is intended, write: excludes = [\"queue_sms\"]"),
+        error
+            .message
+            .contains("reaches [queue_email], which `excludes` lists"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error
+            .message
+            .ends_with("if this is intended, write: excludes = [\"queue_sms\"]"),
         "{}",
         error.message
     );
     let error = refusal(&with_test("excludes = [\"queue_email\"]"));
-    assert!(error.message.ends_with("delete the `excludes` line"), "{}", error.message);
+    assert!(
+        error.message.ends_with("delete the `excludes` line"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
@@ -105,7 +125,13 @@ fn expect_includes_and_excludes_combine_and_each_is_checked() {
 #[test]
 fn a_test_without_any_expectation_is_refused() {
     let error = refusal(&with_test(""));
-    assert!(error.message.contains("`includes = [...]` (at least these)"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("`includes = [...]` (at least these)"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
@@ -114,7 +140,9 @@ fn wrong_routes_are_refused_with_the_actual_routes_to_paste() {
         "includes = [\"queue_order\"]\nexpect_routes = [\"orders\"]",
     ));
     assert!(
-        error.message.ends_with("write: expect_routes = [\"orders\", \"welcome\"]"),
+        error
+            .message
+            .ends_with("write: expect_routes = [\"orders\", \"welcome\"]"),
         "{}",
         error.message
     );

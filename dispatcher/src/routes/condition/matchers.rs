@@ -28,12 +28,13 @@ impl Pattern {
         if let Err(error) = regex_syntax::Parser::new().parse(pattern) {
             let (offset, kind) = match &error {
                 regex_syntax::Error::Parse(e) => (e.span().start.offset, e.kind().to_string()),
-                regex_syntax::Error::Translate(e) => {
-                    (e.span().start.offset, e.kind().to_string())
-                }
+                regex_syntax::Error::Translate(e) => (e.span().start.offset, e.kind().to_string()),
                 other => (0, other.to_string()),
             };
-            return Err((Some(offset), format!("`matches`: bad regular expression: {kind}")));
+            return Err((
+                Some(offset),
+                format!("`matches`: bad regular expression: {kind}"),
+            ));
         }
         RegexBuilder::new(pattern)
             .size_limit(REGEX_SIZE_LIMIT)
@@ -110,7 +111,11 @@ impl Networks {
 
 impl fmt::Display for Networks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nets: Vec<String> = self.0.iter().map(|n| format!("{:?}", n.to_string())).collect();
+        let nets: Vec<String> = self
+            .0
+            .iter()
+            .map(|n| format!("{:?}", n.to_string()))
+            .collect();
         match nets.as_slice() {
             [one] => f.write_str(one),
             many => write!(f, "[{}]", many.join(", ")),
@@ -167,7 +172,9 @@ pub fn offset_in_source(text: &str, span: &Range<usize>, offset: usize) -> usize
                 continue;
             }
         };
-        let digits: String = (0..hex).filter_map(|_| chars.next().map(|(_, c)| c)).collect();
+        let digits: String = (0..hex)
+            .filter_map(|_| chars.next().map(|(_, c)| c))
+            .collect();
         decoded += u32::from_str_radix(&digits, 16)
             .ok()
             .and_then(char::from_u32)

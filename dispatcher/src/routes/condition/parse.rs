@@ -91,7 +91,8 @@ impl Reader<'_> {
                         test,
                     })),
                     (path, test) => {
-                        self.problems.extend(path.err().into_iter().chain(test.err()));
+                        self.problems
+                            .extend(path.err().into_iter().chain(test.err()));
                         None
                     }
                 }
@@ -143,8 +144,7 @@ impl Reader<'_> {
             }
             Node::Table(entries) => {
                 let before = self.problems.len();
-                let conditions =
-                    self.table(entries.iter().map(|(k, v)| (k.as_str(), v.span(), v)));
+                let conditions = self.table(entries.iter().map(|(k, v)| (k.as_str(), v.span(), v)));
                 (self.problems.len() == before).then_some(conditions)
             }
             other => {
@@ -162,7 +162,8 @@ impl Reader<'_> {
 
     /// A literal (equality) or an operator table, for the path `key`.
     fn test(&mut self, key: &str, value: &Spanned<Node>) -> Result<Test, Problem> {
-        let blame = |span: Range<usize>, message: String| Problem::at(span, format!("`{key}`: {message}"));
+        let blame =
+            |span: Range<usize>, message: String| Problem::at(span, format!("`{key}`: {message}"));
         match value.get_ref() {
             Node::Table(ops) if ops.is_empty() => Err(blame(
                 value.span(),
@@ -185,13 +186,20 @@ impl Reader<'_> {
         }
     }
 
-    fn operator(&mut self, op: &str, value: &Spanned<Node>) -> Result<Test, (Range<usize>, String)> {
+    fn operator(
+        &mut self,
+        op: &str,
+        value: &Spanned<Node>,
+    ) -> Result<Test, (Range<usize>, String)> {
         let at = |m: String| (value.span(), m);
         let node = value.get_ref();
         let string = |what: &str| {
-            node.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| at(format!("`{what}` takes a string, found {}", node.type_str())))
+            node.as_str().map(str::to_owned).ok_or_else(|| {
+                at(format!(
+                    "`{what}` takes a string, found {}",
+                    node.type_str()
+                ))
+            })
         };
         Ok(match op {
             "eq" => Test::Eq(literal(node).map_err(at)?),
@@ -207,7 +215,8 @@ impl Reader<'_> {
             "contains" => match literal(node).map_err(at)? {
                 Literal::Str(s) if s.is_empty() => {
                     return Err(at(
-                        "`contains = \"\"` holds for every string; use { exists = true }".to_owned(),
+                        "`contains = \"\"` holds for every string; use { exists = true }"
+                            .to_owned(),
                     ));
                 }
                 part => Test::Contains(part),
@@ -235,12 +244,17 @@ impl Reader<'_> {
                 })?)
             }
             "exists" => Test::Exists(node.to_toml().as_bool().ok_or_else(|| {
-                at(format!("`exists` takes true or false, found {}", node.type_str()))
+                at(format!(
+                    "`exists` takes true or false, found {}",
+                    node.type_str()
+                ))
             })?),
             "gt" | "gte" | "lt" | "lte" => {
                 let literal = literal(node).map_err(at)?;
                 if matches!(literal, Literal::Bool(_)) {
-                    return Err(at(format!("`{op}` compares numbers or strings, not booleans")));
+                    return Err(at(format!(
+                        "`{op}` compares numbers or strings, not booleans"
+                    )));
                 }
                 let comparison = match op {
                     "gt" => Comparison::Gt,
@@ -250,10 +264,11 @@ impl Reader<'_> {
                 };
                 Test::Compare(comparison, literal)
             }
-            "not" => Test::Not(Box::new(
-                self.test("not", value)
-                    .map_err(|p| (p.span.unwrap_or_else(|| value.span()), p.message))?,
-            )),
+            "not" => {
+                Test::Not(Box::new(self.test("not", value).map_err(|p| {
+                    (p.span.unwrap_or_else(|| value.span()), p.message)
+                })?))
+            }
             other => {
                 return Err(at(format!(
                     "unknown operator `{other}`; operators are {}. To test a nested field, \
@@ -283,7 +298,10 @@ fn strings(op: &str, value: &Spanned<Node>) -> Result<Vec<String>, (Range<usize>
         Node::Array(items) => items.iter().map(one).collect(),
         _ if op == "in_ignore_case" => Err((
             value.span(),
-            format!("`{op}` takes a list of strings, found {}", value.get_ref().type_str()),
+            format!(
+                "`{op}` takes a list of strings, found {}",
+                value.get_ref().type_str()
+            ),
         )),
         _ => one(value).map(|s| vec![s]),
     }
@@ -291,10 +309,15 @@ fn strings(op: &str, value: &Spanned<Node>) -> Result<Vec<String>, (Range<usize>
 
 fn literals(op: &str, node: &Node) -> Result<Vec<Literal>, String> {
     let Node::Array(items) = node else {
-        return Err(format!("`{op}` takes a list of values, found {}", node.type_str()));
+        return Err(format!(
+            "`{op}` takes a list of values, found {}",
+            node.type_str()
+        ));
     };
     if items.is_empty() {
-        return Err(format!("`{op} = []` can never hold; list at least one value"));
+        return Err(format!(
+            "`{op} = []` can never hold; list at least one value"
+        ));
     }
     items.iter().map(|i| literal(i.get_ref())).collect()
 }

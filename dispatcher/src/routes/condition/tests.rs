@@ -199,8 +199,14 @@ fn anything_but_holds_for_a_present_value_unlike_all_listed() {
     assert!(!holds("{ anything_but = \"FR\" }", json!("FR")));
     assert!(holds("{ anything_but = [\"FR\", \"BE\"] }", json!("DE")));
     assert!(!holds("{ anything_but = [\"FR\", \"BE\"] }", json!("BE")));
-    assert!(!holds("{ anything_but = [1, 2] }", json!(2.0)), "numbers by value");
-    assert!(holds("{ anything_but = \"1\" }", json!(1)), "1 is not \"1\"");
+    assert!(
+        !holds("{ anything_but = [1, 2] }", json!(2.0)),
+        "numbers by value"
+    );
+    assert!(
+        holds("{ anything_but = \"1\" }", json!(1)),
+        "1 is not \"1\""
+    );
 }
 
 #[test]
@@ -251,16 +257,25 @@ fn contains_finds_a_substring_of_a_string() {
     assert!(holds("{ contains = \"@example\" }", json!("a@example.com")));
     assert!(!holds("{ contains = \"@example\" }", json!("a@exampl.com")));
     assert!(holds("{ contains = \"é\" }", json!("café")));
-    assert!(!holds("{ contains = \"2\" }", json!(123)), "not in a number");
+    assert!(
+        !holds("{ contains = \"2\" }", json!(123)),
+        "not in a number"
+    );
 }
 
 #[test]
 fn contains_finds_an_element_of_an_array() {
     assert!(holds("{ contains = \"vip\" }", json!(["new", "vip"])));
-    assert!(!holds("{ contains = \"vi\" }", json!(["new", "vip"])), "whole elements");
+    assert!(
+        !holds("{ contains = \"vi\" }", json!(["new", "vip"])),
+        "whole elements"
+    );
     assert!(holds("{ contains = 2 }", json!([1, 2.0])));
     assert!(holds("{ contains = true }", json!([false, true])));
-    assert!(!holds("{ contains = 2 }", json!([[2]])), "not nested arrays");
+    assert!(
+        !holds("{ contains = 2 }", json!([[2]])),
+        "not nested arrays"
+    );
     assert!(!holds("{ contains = \"x\" }", json!([])));
 }
 
@@ -273,9 +288,18 @@ fn contains_refuses_an_empty_string_and_lists() {
 
 #[test]
 fn wildcard_matches_whole_strings() {
-    assert!(holds("{ wildcard = \"*@example.*\" }", json!("alice@example.com")));
-    assert!(!holds("{ wildcard = \"*@example.*\" }", json!("alice@other.com")));
-    assert!(!holds("{ wildcard = \"a*\" }", json!("ba")), "anchored at both ends");
+    assert!(holds(
+        "{ wildcard = \"*@example.*\" }",
+        json!("alice@example.com")
+    ));
+    assert!(!holds(
+        "{ wildcard = \"*@example.*\" }",
+        json!("alice@other.com")
+    ));
+    assert!(
+        !holds("{ wildcard = \"a*\" }", json!("ba")),
+        "anchored at both ends"
+    );
     assert!(!holds("{ wildcard = \"*\" }", json!(1)), "strings only");
     assert!(!holds_when_missing("{ wildcard = \"*\" }"));
 }
@@ -312,7 +336,12 @@ fn cidr_takes_a_list_of_networks() {
 
 #[test]
 fn cidr_is_false_for_anything_but_an_address() {
-    for value in [json!("not an ip"), json!("10.0.0.1/32"), json!("fe80::1%eth0"), json!(167772161)] {
+    for value in [
+        json!("not an ip"),
+        json!("10.0.0.1/32"),
+        json!("fe80::1%eth0"),
+        json!(167772161),
+    ] {
         assert!(!holds("{ cidr = \"0.0.0.0/0\" }", value.clone()), "{value}");
     }
     assert!(!holds_when_missing("{ cidr = \"0.0.0.0/0\" }"));
@@ -331,9 +360,18 @@ fn cidr_refuses_networks_that_are_not_networks() {
 
 #[test]
 fn matches_searches_a_regular_expression_in_strings() {
-    assert!(holds("{ matches = '^user_(created|updated)$' }", json!("user_created")));
-    assert!(!holds("{ matches = '^user_(created|updated)$' }", json!("user_deleted")));
-    assert!(holds("{ matches = '\\d{3}' }", json!("ab123")), "unanchored");
+    assert!(holds(
+        "{ matches = '^user_(created|updated)$' }",
+        json!("user_created")
+    ));
+    assert!(!holds(
+        "{ matches = '^user_(created|updated)$' }",
+        json!("user_deleted")
+    ));
+    assert!(
+        holds("{ matches = '\\d{3}' }", json!("ab123")),
+        "unanchored"
+    );
     assert!(!holds("{ matches = '.*' }", json!(1)), "strings only");
     assert!(!holds_when_missing("{ matches = '.*' }"));
 }
@@ -356,8 +394,15 @@ fn properties_paths_name_a_known_amqp_property() {
     );
     assert_eq!(Property::Timestamp.name(), "timestamp");
     let err = Path::parse("properties.appid").unwrap_err();
-    assert!(err.contains("`app_id`") && err.contains("`expiration`"), "{err}");
-    assert!(Path::parse("properties").unwrap_err().contains("property name"));
+    assert!(
+        err.contains("`app_id`") && err.contains("`expiration`"),
+        "{err}"
+    );
+    assert!(
+        Path::parse("properties")
+            .unwrap_err()
+            .contains("property name")
+    );
 }
 
 #[test]
@@ -367,8 +412,16 @@ fn any_lowercase_top_level_name_is_an_extension_attribute() {
         Path::Attribute(vec!["tenant".into()])
     );
     assert!(Path::parse("partitionkey").is_ok());
-    assert!(Path::parse("tenant_id").unwrap_err().contains("unknown path"));
-    assert!(Path::parse("tenant.x").unwrap_err().contains("plain attribute"));
+    assert!(
+        Path::parse("tenant_id")
+            .unwrap_err()
+            .contains("unknown path")
+    );
+    assert!(
+        Path::parse("tenant.x")
+            .unwrap_err()
+            .contains("plain attribute")
+    );
 }
 
 #[test]
@@ -394,10 +447,22 @@ fn paths_find_extension_attributes_and_properties() {
 
 #[test]
 fn new_operators_display_as_written() {
-    assert_eq!(test("{ anything_but = [1, 2] }").to_string(), "anything but [1, 2]");
-    assert_eq!(test("{ eq_ignore_case = \"a\" }").to_string(), "= \"a\" ignoring case");
-    assert_eq!(test("{ wildcard = \"*@x\" }").to_string(), "wildcard \"*@x\"");
-    assert_eq!(test("{ cidr = \"10.0.0.0/8\" }").to_string(), "cidr \"10.0.0.0/8\"");
+    assert_eq!(
+        test("{ anything_but = [1, 2] }").to_string(),
+        "anything but [1, 2]"
+    );
+    assert_eq!(
+        test("{ eq_ignore_case = \"a\" }").to_string(),
+        "= \"a\" ignoring case"
+    );
+    assert_eq!(
+        test("{ wildcard = \"*@x\" }").to_string(),
+        "wildcard \"*@x\""
+    );
+    assert_eq!(
+        test("{ cidr = \"10.0.0.0/8\" }").to_string(),
+        "cidr \"10.0.0.0/8\""
+    );
     assert_eq!(test("{ matches = \"^a\" }").to_string(), "matches \"^a\"");
     assert_eq!(test("{ contains = \"v\" }").to_string(), "contains \"v\"");
 }

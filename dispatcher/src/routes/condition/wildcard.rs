@@ -203,7 +203,10 @@ mod tests {
     fn a_pathological_input_is_decided_in_one_pass() {
         // `*a*a*…*b` against `aaaa…`: a backtracking matcher takes exponential time.
         let text = "a".repeat(10_000);
-        for pattern in [format!("{}b", "*a".repeat(50)), format!("{}*b*", "*a".repeat(50))] {
+        for pattern in [
+            format!("{}b", "*a".repeat(50)),
+            format!("{}*b*", "*a".repeat(50)),
+        ] {
             assert!(!matches(&pattern, &text), "{pattern}");
             assert!(matches(&pattern, &format!("{text}b")), "{pattern}");
         }

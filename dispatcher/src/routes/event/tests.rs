@@ -278,13 +278,19 @@ fn a_binary_event_exposes_its_extension_attributes_by_any_binding_prefix() {
         "cloudEvents_PartitionKey".into(),
         AMQPValue::LongString("p-7".into()),
     );
-    headers.insert("cloudEvents:tenant".into(), AMQPValue::LongString("first".into()));
+    headers.insert(
+        "cloudEvents:tenant".into(),
+        AMQPValue::LongString("first".into()),
+    );
     headers.insert("x-other".into(), AMQPValue::LongString("no".into()));
     let props = BasicProperties::default()
         .with_type("order_placed".into())
         .with_headers(headers);
     let doc = EventDoc::from_amqp(&props, b"{}").unwrap();
-    assert_eq!(doc.attribute("partitionkey").as_deref(), Some(&json!("p-7")));
+    assert_eq!(
+        doc.attribute("partitionkey").as_deref(),
+        Some(&json!("p-7"))
+    );
     // `cloudEvents:` comes before `ce-`, as for every attribute.
     assert_eq!(doc.attribute("tenant").as_deref(), Some(&json!("first")));
     assert_eq!(doc.attribute("x-other"), None);
