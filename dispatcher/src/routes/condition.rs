@@ -203,6 +203,7 @@ impl Comparison {
 }
 
 pub mod display;
+mod literals;
 mod matchers;
 pub mod node;
 mod parse;
