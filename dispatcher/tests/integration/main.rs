@@ -11,6 +11,7 @@ mod admin_token;
 mod binary;
 mod broker_loss;
 mod cli;
+mod filters;
 mod forward;
 mod hostile;
 mod ordered;
