@@ -240,3 +240,15 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_bad_regex_in_a_literal_or_multi_line_string_is_refused_at_its_character() {
+    let text = route_with("{ \"data.a\" = { matches = 'a\\d[' } }");
+    let line = text.lines().nth(3).unwrap();
+    assert_eq!(
+        error_at(&text, "unclosed character class"),
+        (4, line.find('[').unwrap() + 1)
+    );
+    let text = "[[route]]\nname = \"r\"\nevent = \"t\"\nto = [\"q\"]\n[route.where]\n\"data.a\" = { matches = '''\nab)c''' }\n";
+    assert_eq!(error_at(text, "unopened group"), (7, 3));
+}

@@ -141,15 +141,23 @@ pub fn offset_in_source(text: &str, span: &Range<usize>, offset: usize) -> usize
     let Some(quote) = quote else {
         return span.start;
     };
-    let body = &written[quote.len()..];
+    let mut start = quote.len();
+    // A line break right after `"""` or `'''` is not part of the string.
+    if quote.len() == 3 {
+        start += ["\r\n", "\n"]
+            .into_iter()
+            .find(|nl| written[start..].starts_with(nl))
+            .map_or(0, str::len);
+    }
+    let body = &written[start..];
     if quote.starts_with('\'') {
-        return span.start + quote.len() + offset.min(body.len());
+        return span.start + start + offset.min(body.len());
     }
     let mut decoded = 0;
     let mut chars = body.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
         if decoded >= offset {
-            return span.start + quote.len() + at;
+            return span.start + start + at;
         }
         if c != '\\' {
             decoded += c.len_utf8();
