@@ -52,6 +52,10 @@ pub enum Command {
         /// An AMQP header for `headers.<name>` conditions, as name=value (repeatable).
         #[arg(long = "header", value_parser = parse_header)]
         headers: Vec<(String, String)>,
+        /// An AMQP property for `properties.<name>` conditions, as name=value
+        /// (repeatable), e.g. `--property app_id=shop`.
+        #[arg(long = "property", value_parser = parse_header)]
+        properties: Vec<(String, String)>,
         /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
@@ -89,11 +93,12 @@ pub fn check(path: &Path, out: &mut impl Write, err: &mut impl Write) -> ExitCod
 pub fn explain(
     args: &[String],
     headers: &[(String, String)],
+    properties: &[(String, String)],
     json: bool,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> ExitCode {
-    match try_explain(args, headers) {
+    match try_explain(args, headers, properties) {
         Ok(explanation) => {
             let _ = if json {
                 writeln!(
@@ -129,7 +134,11 @@ fn load(path: &Path) -> anyhow::Result<(RoutingTable, usize)> {
     Ok((table, tests))
 }
 
-fn try_explain(args: &[String], headers: &[(String, String)]) -> anyhow::Result<Explanation> {
+fn try_explain(
+    args: &[String],
+    headers: &[(String, String)],
+    properties: &[(String, String)],
+) -> anyhow::Result<Explanation> {
     let (path, event) = match args {
         [event] => (
             std::env::var("ROUTES_FILE").unwrap_or_else(|_| defaults::ROUTES_FILE.to_owned()),
@@ -155,10 +164,19 @@ fn try_explain(args: &[String], headers: &[(String, String)]) -> anyhow::Result<
             AMQPValue::LongString(value.as_str().into()),
         );
     }
-    let properties = BasicProperties::default()
+    let mut message = BasicProperties::default()
         .with_content_type(events::envelope::CONTENT_TYPE.into())
         .with_headers(table_headers);
-    table.explain_message(&properties, &body).map_err(|e| {
+    for (name, value) in properties {
+        let numeric = matches!(name.as_str(), "priority" | "timestamp");
+        let value = match value.parse::<i64>() {
+            Ok(n) if numeric => toml::Value::Integer(n),
+            _ => toml::Value::String(value.clone()),
+        };
+        message = routes::cases::with_property(message, name, &value)
+            .map_err(|e| anyhow::anyhow!("--property {name}: {e}"))?;
+    }
+    table.explain_message(&message, &body).map_err(|e| {
         anyhow::anyhow!(
             "the event cannot be read, the dispatcher dead-letters it ({}): {e}",
             e.reason()

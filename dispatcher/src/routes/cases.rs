@@ -18,7 +18,7 @@ use super::event::EventDoc;
 use super::file::{TargetSpec, TestSpec};
 use super::table::{RoutingTable, Target};
 use event::read_event;
-pub use event::to_json;
+pub use event::{to_json, with_property};
 
 /// Runs every case against `table`; one problem per failing case.
 pub fn run(table: &RoutingTable, tests: &[TestSpec]) -> Vec<Problem> {

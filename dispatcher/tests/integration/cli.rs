@@ -277,3 +277,44 @@ fn explain_prints_every_branch_verdict_and_absent_fields() {
         serde_json::json!({"value": 10})
     );
 }
+
+#[test]
+fn explain_takes_amqp_properties_for_properties_conditions() {
+    let routes = repo().join("examples/routes/filters.toml");
+    let event = r#"{"specversion":"1.0","id":"1","source":"shop-test","type":"order.placed","data":{"order_id":"ORD-2026-ABC","total":1}}"#;
+    let output = dispatcher(
+        &[
+            "explain",
+            routes.to_str().unwrap(),
+            "-",
+            "--property",
+            "app_id=SHOP",
+            "--property",
+            "priority=5",
+        ],
+        Some(event),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("new-ids      matched"), "{stdout}");
+    assert!(
+        stdout.contains("holds  properties.app_id = \"Shop\" ignoring case (found \"SHOP\")"),
+        "{stdout}"
+    );
+    let output = dispatcher(
+        &[
+            "explain",
+            routes.to_str().unwrap(),
+            "-",
+            "--property",
+            "appid=x",
+        ],
+        Some(event),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("unknown AMQP property `appid`"),
+        "{}",
+        text(&output.stderr)
+    );
+}

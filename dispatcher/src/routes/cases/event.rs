@@ -37,7 +37,9 @@ pub(super) fn read_event(
     Ok((attributes, properties.with_headers(headers)))
 }
 
-fn with_property(
+/// `properties` with one more AMQP property, given as a TOML value (a `[[test]]`
+/// event's `properties`, or `dispatcher explain --property`).
+pub fn with_property(
     properties: BasicProperties,
     name: &str,
     value: &toml::Value,
@@ -46,15 +48,13 @@ fn with_property(
         value
             .as_str()
             .map(Into::into)
-            .ok_or_else(|| format!("`properties.{name}` in a test event takes a string"))
+            .ok_or_else(|| format!("`properties.{name}` takes a string"))
     };
     let number = |max: i64| {
         value
             .as_integer()
             .filter(|n| (0..=max).contains(n))
-            .ok_or_else(|| {
-                format!("`properties.{name}` in a test event takes an integer from 0 to {max}")
-            })
+            .ok_or_else(|| format!("`properties.{name}` takes an integer from 0 to {max}"))
     };
     Ok(match name {
         "app_id" => properties.with_app_id(text()?),
@@ -71,7 +71,7 @@ fn with_property(
         }
         other => {
             return Err(format!(
-                "unknown AMQP property `{other}` in a test event; the properties are `app_id`, \
+                "unknown AMQP property `{other}`; the properties are `app_id`, \
                  `content_type`, `correlation_id`, `reply_to`, `priority`, `user_id`, \
                  `message_id`, `type`, `timestamp` or `expiration`"
             ));
