@@ -2,14 +2,17 @@
 //! with exact types, topic patterns and `where` filters, and the compile time of a
 //! 10,000-route table. Issue 13: long types against patterns with several `#`, at the
 //! type limit through the whole reader and, beyond it, on the trie alone (linear, not
-//! quadratic, in the number of words). Run with
-//! `cargo bench -p dispatcher --bench routing`.
+//! quadratic, in the number of words). Issue 15: the `where` operators on a 100-route
+//! table (`any` with 5 branches, `wildcard`, `cidr`, `matches`) against plain equality in
+//! the same run, and `wildcard` on a 10 kB pathological input against a substring
+//! search of the same text. Run with `cargo bench -p dispatcher --bench routing`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use dispatcher::routes::condition::Wildcard;
 use dispatcher::routes::event::Incoming;
 use dispatcher::routes::pattern::{EventMatcher, parse};
 use dispatcher::routes::trie::TopicTrie;
@@ -174,5 +177,77 @@ fn bench_compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_matching, bench_long_types, bench_compile);
+/// 100 routes of distinct types, each with the same `where`.
+fn operator_table(filter: &str) -> String {
+    (0..100)
+        .map(|i| {
+            format!(
+                "[[route]]\nname = \"r{i}\"\nevent = \"type_{i}\"\nwhere = {filter}\nto = [\"q\"]\n"
+            )
+        })
+        .collect()
+}
+
+/// Each `where` holds for [`body`]'s event, so every condition is evaluated.
+const OPERATORS: [(&str, &str); 6] = [
+    ("eq_peer", r#"{ "data.country" = "FR" }"#),
+    (
+        "any_5_branches",
+        r#"{ any = [{ "data.country" = "DE" }, { "data.country" = "BE" }, { "data.version" = { gt = 10 } }, { subject = "7" }, { "data.country" = "FR" }] }"#,
+    ),
+    (
+        "wildcard",
+        r#"{ "data.email" = { wildcard = "*@example.*" } }"#,
+    ),
+    (
+        "cidr",
+        r#"{ "data.ip" = { cidr = ["10.0.0.0/8", "192.168.0.0/16"] } }"#,
+    ),
+    (
+        "matches",
+        r#"{ "data.email" = { matches = "^[a-z]+@example\\.com$" } }"#,
+    ),
+    (
+        "eq_ignore_case",
+        r#"{ "data.country" = { eq_ignore_case = "fr" } }"#,
+    ),
+];
+
+fn bench_operators(c: &mut Criterion) {
+    let props = properties();
+    let body = String::from_utf8(body("type_99"))
+        .unwrap()
+        .replace(r#""version":3"#, r#""version":3,"ip":"192.168.1.20""#)
+        .into_bytes();
+    let mut group = c.benchmark_group("match/operators");
+    for (name, filter) in OPERATORS {
+        let table = load("bench.toml", &operator_table(filter)).unwrap();
+        assert_eq!(route_one(&table, &props, &body), 1, "{name} must match");
+        group.bench_function(name, |b| {
+            b.iter(|| route_one(black_box(&table), &props, black_box(&body)));
+        });
+    }
+    group.finish();
+    // `*a*a*…*a*b*` against 10 kB of `a`: exponential for a backtracking matcher; here
+    // the 50 `a` are found at once and one scan of the rest finds no `b`.
+    let text = "a".repeat(10_000);
+    let pattern = Wildcard::parse(&format!("{}*b*", "*a".repeat(50))).unwrap();
+    assert!(!pattern.matches(&text));
+    let mut group = c.benchmark_group("wildcard/10kB");
+    group.bench_function("pathological", |b| {
+        b.iter(|| pattern.matches(black_box(&text)));
+    });
+    group.bench_function("substring_search_peer", |b| {
+        b.iter(|| black_box(&text).contains(black_box("b")));
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_matching,
+    bench_operators,
+    bench_long_types,
+    bench_compile
+);
 criterion_main!(benches);

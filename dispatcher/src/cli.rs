@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use events::defaults;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
-use serde_json::Value;
 
+use crate::routes::explain::Check;
 use crate::routes::{self, Explanation, RoutingTable, Verdict};
 use crate::settings::Settings;
 
@@ -53,6 +53,10 @@ pub enum Command {
         /// An AMQP header for `headers.<name>` conditions, as name=value (repeatable).
         #[arg(long = "header", value_parser = parse_header)]
         headers: Vec<(String, String)>,
+        /// An AMQP property for `properties.<name>` conditions, as name=value
+        /// (repeatable), e.g. `--property app_id=shop`.
+        #[arg(long = "property", value_parser = parse_header)]
+        properties: Vec<(String, String)>,
         /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
@@ -92,11 +96,12 @@ pub fn check(path: &Path, out: &mut impl Write, err: &mut impl Write) -> ExitCod
 pub fn explain(
     args: &[String],
     headers: &[(String, String)],
+    properties: &[(String, String)],
     json: bool,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> ExitCode {
-    match try_explain(args, headers) {
+    match try_explain(args, headers, properties) {
         Ok(explanation) => {
             let _ = if json {
                 writeln!(
@@ -132,7 +137,11 @@ fn load(path: &Path) -> anyhow::Result<(RoutingTable, usize)> {
     Ok((table, tests))
 }
 
-fn try_explain(args: &[String], headers: &[(String, String)]) -> anyhow::Result<Explanation> {
+fn try_explain(
+    args: &[String],
+    headers: &[(String, String)],
+    properties: &[(String, String)],
+) -> anyhow::Result<Explanation> {
     let (path, event) = match args {
         [event] => (
             std::env::var("ROUTES_FILE").unwrap_or_else(|_| defaults::ROUTES_FILE.to_owned()),
@@ -158,15 +167,41 @@ fn try_explain(args: &[String], headers: &[(String, String)]) -> anyhow::Result<
             AMQPValue::LongString(value.as_str().into()),
         );
     }
-    let properties = BasicProperties::default()
+    let mut message = BasicProperties::default()
         .with_content_type(events::envelope::CONTENT_TYPE.into())
         .with_headers(table_headers);
-    table.explain_message(&properties, &body).map_err(|e| {
+    for (name, value) in properties {
+        let numeric = matches!(name.as_str(), "priority" | "timestamp");
+        let value = match value.parse::<i64>() {
+            Ok(n) if numeric => toml::Value::Integer(n),
+            _ => toml::Value::String(value.clone()),
+        };
+        message = routes::cases::with_property(message, name, &value)
+            .map_err(|e| anyhow::anyhow!("--property {name}: {e}"))?;
+    }
+    table.explain_message(&message, &body).map_err(|e| {
         anyhow::anyhow!(
             "the event cannot be read, the dispatcher dead-letters it ({}): {e}",
             e.reason()
         )
     })
+}
+
+/// Each condition's verdict, one per line, branches indented under it.
+fn render_checks(checks: &[Check], indent: usize, text: &mut String) {
+    for check in checks {
+        let verdict = if check.holds { "holds" } else { "fails" };
+        let found = check
+            .found
+            .as_ref()
+            .map(|f| format!(" (found {f})"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "{:indent$}{verdict}  {}{found}\n",
+            "", check.condition
+        ));
+        render_checks(&check.branches, indent + 7, text);
+    }
 }
 
 /// The human form: one line per route, then the targets.
@@ -179,18 +214,29 @@ pub fn render(explanation: &Explanation) -> String {
         .unwrap_or(0);
     let mut text = format!("event type: {}\n", explanation.event_type);
     for (name, verdict) in &explanation.routes {
-        let says = match verdict {
-            Verdict::Matched => "matched".to_owned(),
-            Verdict::TypeMismatch => "type does not match".to_owned(),
-            Verdict::ConditionFailed { condition, found } => format!(
-                "condition failed: {condition} (found {})",
-                found
-                    .as_ref()
-                    .map_or_else(|| "nothing".to_owned(), Value::to_string)
+        let (says, checks) = match verdict {
+            Verdict::Matched { checks } => ("matched".to_owned(), checks.as_slice()),
+            Verdict::TypeMismatch => ("type does not match".to_owned(), &[][..]),
+            Verdict::ConditionFailed {
+                condition,
+                found,
+                checks,
+            } => (
+                match found {
+                    Some(found) => format!("condition failed: {condition} (found {found})"),
+                    None => format!("condition failed: {condition}"),
+                },
+                checks.as_slice(),
             ),
-            Verdict::SkippedAfterFinal { after } => format!("skipped: route `{after}` is final"),
+            Verdict::SkippedAfterFinal { after } => {
+                (format!("skipped: route `{after}` is final"), &[][..])
+            }
         };
         text.push_str(&format!("  {name:<width$}  {says}\n"));
+        // One plain condition is said on the route's line; anything more is a tree.
+        if checks.len() > 1 || checks.iter().any(|c| !c.branches.is_empty()) {
+            render_checks(checks, width + 6, &mut text);
+        }
     }
     let targets: Vec<String> = explanation
         .targets

@@ -13,8 +13,9 @@ fn main() -> ExitCode {
         Some(Command::Explain {
             args,
             headers,
+            properties,
             json,
-        }) => cli::explain(&args, &headers, json, &mut out, &mut err),
+        }) => cli::explain(&args, &headers, &properties, json, &mut out, &mut err),
         Some(Command::Run(settings)) => run(*settings),
         Some(Command::Replay(args)) => replay(&args),
         None => run(cli.run),

@@ -37,7 +37,7 @@ pub const DATA_CONTENT_TYPE: &str = "application/json";
 /// AMQP 1.0 spelling, seen when messages cross a bridge), `ce_` (the Kafka binding, as
 /// Kafka-to-AMQP bridges and the SDKs' Kafka modes send it) and `ce-` (the HTTP binding,
 /// which the SDKs' RabbitMQ modes use).
-const BINARY_PREFIXES: [&str; 4] = ["cloudEvents_", "cloudEvents:", "ce_", "ce-"];
+pub const BINARY_PREFIXES: [&str; 4] = ["cloudEvents_", "cloudEvents:", "ce_", "ce-"];
 
 /// The longest event type a router accepts, in bytes: RabbitMQ's limit on a routing
 /// key (an AMQP short string), so that any event type can also be a routing key.

@@ -3,7 +3,10 @@
 
 use lapin::BasicProperties;
 
-use crate::routes::condition::{Condition, Path, Test};
+use serde_spanned::Spanned;
+
+use crate::routes::condition::node::Node;
+use crate::routes::condition::{Condition, Field, Path, read_test};
 use crate::routes::event::{EventDoc, Incoming};
 use crate::routes::pattern::{self, EventMatcher};
 use crate::routes::table::RouteId;
@@ -162,12 +165,13 @@ fn condition(text: &str) -> anyhow::Result<Condition> {
         .and_then(|mut t| t.remove("v"))
         .filter(|v| !v.is_table() && !v.is_array())
         .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-    let test = Test::parse(&literal).map_err(|e| anyhow::anyhow!("--where {text}: {e}"))?;
-    Ok(Condition {
+    let test = read_test("", key, &Spanned::new(0..0, Node::Scalar(literal)))
+        .map_err(|e| anyhow::anyhow!("--where {text}: {}", e.message))?;
+    Ok(Condition::Field(Field {
         key: key.to_owned(),
         path,
         test,
-    })
+    }))
 }
 
 fn route_ids(table: &RoutingTable, names: &[String]) -> anyhow::Result<Vec<RouteId>> {

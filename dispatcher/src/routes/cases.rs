@@ -1,16 +1,24 @@
 //! `[[test]]` cases: example events and where they must go, checked by `dispatcher
 //! check` and before every reload (a failing case refuses the table).
+//!
+//! A case says `expect` (exactly these destinations), `includes` (at least these) or
+//! `excludes` (none of these), or several of them. A failing case is reported at the
+//! line that failed, with the one-line change that would make it pass, for when the new
+//! routing is what was intended.
 
 use std::convert::Infallible;
+use std::ops::Range;
 
 use events::envelope::check_type_length;
-use lapin::types::{AMQPValue, FieldTable};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_spanned::Spanned;
 
 use super::error::Problem;
 use super::event::EventDoc;
 use super::file::{TargetSpec, TestSpec};
 use super::table::{RoutingTable, Target};
+use event::read_event;
+pub use event::{to_json, with_property};
 
 /// Runs every case against `table`; one problem per failing case.
 pub fn run(table: &RoutingTable, tests: &[TestSpec]) -> Vec<Problem> {
@@ -18,58 +26,189 @@ pub fn run(table: &RoutingTable, tests: &[TestSpec]) -> Vec<Problem> {
         .iter()
         .enumerate()
         .filter_map(|(i, test)| {
-            check(table, test).err().map(|message| {
+            check(table, test).err().map(|(span, message)| {
                 let name = test
                     .name
                     .as_ref()
                     .map_or_else(|| format!("#{}", i + 1), |n| format!("`{n}`"));
-                Problem::at(test.event.span(), format!("test {name} failed: {message}"))
+                Problem::at(span, format!("test {name} failed: {message}"))
             })
         })
         .collect()
 }
 
-fn check(table: &RoutingTable, test: &TestSpec) -> Result<(), String> {
-    let mut attributes: Map<String, Value> = Map::new();
-    let mut headers = FieldTable::default();
-    for (key, value) in test.event.get_ref() {
-        if key == "headers" {
-            let toml::Value::Table(table) = value else {
-                return Err("`headers` in a test event must be a table".to_owned());
-            };
-            for (name, value) in table {
-                headers.insert(name.as_str().into(), to_amqp(value));
-            }
-        } else {
-            attributes.insert(key.clone(), to_json(value));
-        }
-    }
+/// Where an event went, as a test compares it.
+struct Outcome {
+    /// The destinations, sorted (the `unrouted` queue when no route matched).
+    targets: Vec<Target>,
+    /// The matched routes.
+    routes: Vec<String>,
+}
+
+type Failure = (Range<usize>, String);
+
+fn check(table: &RoutingTable, test: &TestSpec) -> Result<(), Failure> {
+    let at_event = |m: String| (test.event.span(), m);
+    let (attributes, properties) = read_event(test.event.get_ref()).map_err(at_event)?;
     let Some(Value::String(event_type)) = attributes.get("type").cloned() else {
-        return Err("the test event needs a `type` (a string)".to_owned());
+        return Err(at_event(
+            "the test event needs a `type` (a string)".to_owned(),
+        ));
     };
     // The dispatcher would dead-letter such an event before routing it.
     check_type_length(&event_type).map_err(|e| {
-        format!(
+        at_event(format!(
             "the test event cannot be routed, the dispatcher dead-letters it ({}): {e}",
             e.reason()
-        )
+        ))
     })?;
+    if test.expect.is_none() && test.includes.is_none() && test.excludes.is_none() {
+        return Err(at_event(
+            "a test says where its event goes: `expect = [...]` (exactly these), \
+             `includes = [...]` (at least these) or `excludes = [...]` (none of these)"
+                .to_owned(),
+        ));
+    }
     let shown = Value::Object(attributes.clone()).to_string();
-    let doc = EventDoc::from_json(attributes, Some(&headers));
-    let decision = match table.route(&event_type, || Ok::<_, Infallible>(doc.clone())) {
+    let doc = EventDoc::from_json(attributes, None).with_properties(&properties);
+    let outcome = route(table, &event_type, doc);
+    let fail = |span: Range<usize>, m: String| (span, format!("event {shown}: {m}"));
+    if let Some(expect) = &test.expect {
+        expect_exactly(expect, &outcome).map_err(|m| fail(expect.span(), m))?;
+    }
+    if let Some(includes) = &test.includes {
+        expect_included(includes, &outcome).map_err(|m| fail(includes.span(), m))?;
+    }
+    if let Some(excludes) = &test.excludes {
+        expect_excluded(excludes, &outcome).map_err(|m| fail(excludes.span(), m))?;
+    }
+    if let Some(expect_routes) = &test.expect_routes {
+        let mut want: Vec<&str> = expect_routes.get_ref().iter().map(String::as_str).collect();
+        let mut got: Vec<&str> = outcome.routes.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        got.sort_unstable();
+        if want != got {
+            let fix = got
+                .iter()
+                .map(|r| toml_string(r))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(fail(
+                expect_routes.span(),
+                format!(
+                    "expected routes [{}], actual [{}]; if this is intended, write: expect_routes = [{fix}]",
+                    want.join(", "),
+                    got.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn route(table: &RoutingTable, event_type: &str, doc: EventDoc<'_>) -> Outcome {
+    let decision = match table.route(event_type, || Ok::<_, Infallible>(doc)) {
         Ok(decision) => decision,
         Err(never) => match never {},
     };
-    let mut actual: Vec<Target> = decision
+    let mut targets: Vec<Target> = decision
         .targets
         .iter()
         .map(|&t| table.target(t).clone())
         .collect();
-    if actual.is_empty() {
-        actual.push(Target::Queue(table.unrouted.clone()));
+    if targets.is_empty() {
+        targets.push(Target::Queue(table.unrouted.clone()));
     }
-    let mut expected: Vec<Target> = test
-        .expect
+    targets.sort();
+    Outcome {
+        targets,
+        routes: decision
+            .route_names
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+fn expect_exactly(
+    expect: &Spanned<Vec<Spanned<TargetSpec>>>,
+    outcome: &Outcome,
+) -> Result<(), String> {
+    let expected = targets(expect);
+    if expected == outcome.targets {
+        return Ok(());
+    }
+    Err(format!(
+        "expected [{}], actual [{}] ({}); if this is intended, write: expect = [{}]",
+        join(&expected),
+        join(&outcome.targets),
+        outcome.routes_shown(),
+        toml_list(&outcome.targets)
+    ))
+}
+
+fn expect_included(
+    includes: &Spanned<Vec<Spanned<TargetSpec>>>,
+    outcome: &Outcome,
+) -> Result<(), String> {
+    let wanted = targets(includes);
+    let (kept, missing): (Vec<Target>, Vec<Target>) = wanted
+        .into_iter()
+        .partition(|t| outcome.targets.contains(t));
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let fix = if kept.is_empty() {
+        format!("expect = [{}]", toml_list(&outcome.targets))
+    } else {
+        format!("includes = [{}]", toml_list(&kept))
+    };
+    Err(format!(
+        "does not reach [{}], which `includes` lists; actual [{}] ({}); if this is intended, write: {fix}",
+        join(&missing),
+        join(&outcome.targets),
+        outcome.routes_shown()
+    ))
+}
+
+fn expect_excluded(
+    excludes: &Spanned<Vec<Spanned<TargetSpec>>>,
+    outcome: &Outcome,
+) -> Result<(), String> {
+    let unwanted = targets(excludes);
+    let (reached, kept): (Vec<Target>, Vec<Target>) = unwanted
+        .into_iter()
+        .partition(|t| outcome.targets.contains(t));
+    if reached.is_empty() {
+        return Ok(());
+    }
+    let fix = if kept.is_empty() {
+        "delete the `excludes` line".to_owned()
+    } else {
+        format!("write: excludes = [{}]", toml_list(&kept))
+    };
+    Err(format!(
+        "reaches [{}], which `excludes` lists; actual [{}] ({}); if this is intended, {fix}",
+        join(&reached),
+        join(&outcome.targets),
+        outcome.routes_shown()
+    ))
+}
+
+impl Outcome {
+    fn routes_shown(&self) -> String {
+        if self.routes.is_empty() {
+            "no route matched".to_owned()
+        } else {
+            format!("matched routes: {}", self.routes.join(", "))
+        }
+    }
+}
+
+/// The targets a test names, sorted and each once.
+fn targets(specs: &Spanned<Vec<Spanned<TargetSpec>>>) -> Vec<Target> {
+    let mut targets: Vec<Target> = specs
         .get_ref()
         .iter()
         .map(|t| match t.get_ref() {
@@ -83,40 +222,9 @@ fn check(table: &RoutingTable, test: &TestSpec) -> Result<(), String> {
             },
         })
         .collect();
-    let routes: Vec<&str> = decision
-        .route_names
-        .split(',')
-        .filter(|n| !n.is_empty())
-        .collect();
-    let routes_shown = if routes.is_empty() {
-        "no route matched".to_owned()
-    } else {
-        format!("matched routes: {}", routes.join(", "))
-    };
-    actual.sort();
-    expected.sort();
-    expected.dedup();
-    if actual != expected {
-        return Err(format!(
-            "event {shown}: expected [{}], actual [{}] ({routes_shown})",
-            join(&expected),
-            join(&actual)
-        ));
-    }
-    if let Some(expect_routes) = &test.expect_routes {
-        let mut want: Vec<&str> = expect_routes.get_ref().iter().map(String::as_str).collect();
-        let mut got = routes.clone();
-        want.sort_unstable();
-        got.sort_unstable();
-        if want != got {
-            return Err(format!(
-                "event {shown}: expected routes [{}], actual [{}]",
-                want.join(", "),
-                got.join(", ")
-            ));
-        }
-    }
-    Ok(())
+    targets.sort();
+    targets.dedup();
+    targets
 }
 
 fn join(targets: &[Target]) -> String {
@@ -127,27 +235,34 @@ fn join(targets: &[Target]) -> String {
         .join(", ")
 }
 
-/// A TOML value as JSON (date-times become their RFC 3339 text).
-pub fn to_json(value: &toml::Value) -> Value {
-    match value {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => Value::from(*f),
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(items) => Value::Array(items.iter().map(to_json).collect()),
-        toml::Value::Table(table) => {
-            Value::Object(table.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
-        }
-    }
+/// Targets as they are written in `to`, for a line the user can paste.
+fn toml_list(targets: &[Target]) -> String {
+    targets
+        .iter()
+        .map(|t| match t {
+            Target::Queue(q) => toml_string(q),
+            Target::Exchange {
+                exchange,
+                routing_key,
+            } if routing_key.is_empty() => format!("{{ exchange = {} }}", toml_string(exchange)),
+            Target::Exchange {
+                exchange,
+                routing_key,
+            } => format!(
+                "{{ exchange = {}, routing_key = {} }}",
+                toml_string(exchange),
+                toml_string(routing_key)
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn to_amqp(value: &toml::Value) -> AMQPValue {
-    match value {
-        toml::Value::Integer(i) => AMQPValue::LongLongInt(*i),
-        toml::Value::Float(f) => AMQPValue::Double(*f),
-        toml::Value::Boolean(b) => AMQPValue::Boolean(*b),
-        toml::Value::String(s) => AMQPValue::LongString(s.as_str().into()),
-        other => AMQPValue::LongString(to_json(other).to_string().into()),
-    }
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
 }
+
+mod event;
+
+#[cfg(test)]
+mod tests;

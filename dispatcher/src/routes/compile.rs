@@ -9,7 +9,7 @@ use events::defaults::{QUEUE_DISPATCH, QUEUE_DISPATCH_DEAD, QUEUE_UNROUTED};
 use serde_spanned::Spanned;
 
 use super::archive;
-use super::condition::{Condition, Path, Test};
+use super::condition::{Condition, read_where};
 use super::error::{Problem, line_column};
 use super::file::{RouteSpec, RoutesFile, TargetSpec};
 use super::pattern::{self, EventMatcher};
@@ -142,23 +142,13 @@ impl Builder<'_> {
         let Some(filter) = &spec.filter else {
             return Vec::new();
         };
-        let mut conditions = Vec::new();
-        for (key, value) in filter.get_ref() {
-            let test = Test::parse(value.get_ref())
-                .map_err(|e| Problem::at(value.span(), format!("`{}`: {e}", key.get_ref())));
-            let path = Path::parse(key.get_ref()).map_err(|e| Problem::at(key.span(), e));
-            match (path, test) {
-                (Ok(path), Ok(test)) => conditions.push(Condition {
-                    key: key.get_ref().clone(),
-                    path,
-                    test,
-                }),
-                (path, test) => self
-                    .problems
-                    .extend(path.err().into_iter().chain(test.err())),
-            }
-        }
-        conditions
+        let entries = filter
+            .get_ref()
+            .iter()
+            .map(|(key, value)| (key.get_ref().as_str(), key.span(), value));
+        read_where(self.text, entries)
+            .map_err(|problems| self.problems.extend(problems))
+            .unwrap_or_default()
     }
 
     fn targets(&mut self, route: &str, to: &Spanned<Vec<Spanned<TargetSpec>>>) -> Vec<TargetId> {

@@ -1,5 +1,6 @@
-//! The view of an event that `where` conditions look at: its attributes (with `data`)
-//! and the AMQP headers of the message that carried it.
+//! The view of an event that `where` conditions look at: its attributes (with `data`
+//! and CloudEvents extension attributes), and the AMQP headers and properties of the
+//! message that carried it.
 //!
 //! A structured-mode body is read lazily and without copies: one pass splits the top
 //! level into members whose values stay unparsed JSON (borrowed from the body), a path
@@ -20,12 +21,14 @@ use std::fmt;
 
 use events::EnvelopeError;
 use events::envelope::{
-    Mode, amqp_to_json, binary_attribute, binary_json, check_type_length, event_type, mode_of,
+    BINARY_PREFIXES, Mode, amqp_to_json, binary_attribute, binary_json, check_type_length,
+    event_type, mode_of,
 };
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
 use serde_json::{Map, Value};
 
+use super::condition::Property;
 use super::members::{Members, child, json_str, last, read_object, split_object};
 
 /// An event as conditions see it. Built only when a candidate route has a `where`.
@@ -33,6 +36,7 @@ use super::members::{Members, child, json_str, last, read_object, split_object};
 pub struct EventDoc<'a> {
     attributes: Attributes<'a>,
     headers: Option<&'a FieldTable>,
+    properties: Option<&'a BasicProperties>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +151,7 @@ impl<'a> EventDoc<'a> {
             Mode::Binary => Ok(Self {
                 attributes: Attributes::Parsed(binary_attributes(properties, body)?),
                 headers: properties.headers().as_ref(),
+                properties: Some(properties),
             }),
         }
     }
@@ -156,6 +161,17 @@ impl<'a> EventDoc<'a> {
         Self {
             attributes: Attributes::Parsed(attributes),
             headers,
+            properties: None,
+        }
+    }
+
+    /// The same event carried with these AMQP properties (and their headers), as a
+    /// `[[test]]` event gives them.
+    pub fn with_properties(self, properties: &'a BasicProperties) -> Self {
+        Self {
+            headers: properties.headers().as_ref(),
+            properties: Some(properties),
+            ..self
         }
     }
 
@@ -166,6 +182,7 @@ impl<'a> EventDoc<'a> {
                 data: OnceCell::new(),
             },
             headers: properties.headers().as_ref(),
+            properties: Some(properties),
         }
     }
 
@@ -220,6 +237,27 @@ impl<'a> EventDoc<'a> {
     pub fn header(&self, name: &str) -> Option<Value> {
         self.headers?.inner().get(name).map(amqp_to_json)
     }
+
+    /// An AMQP property, as JSON: a string, or a number for `priority` and `timestamp`
+    /// (seconds since the Unix epoch).
+    pub fn property(&self, property: Property) -> Option<Value> {
+        let p = self.properties?;
+        let short = |v: &Option<lapin::types::ShortString>| {
+            v.as_ref().map(|s| Value::String(s.as_str().to_owned()))
+        };
+        match property {
+            Property::AppId => short(p.app_id()),
+            Property::ContentType => short(p.content_type()),
+            Property::CorrelationId => short(p.correlation_id()),
+            Property::ReplyTo => short(p.reply_to()),
+            Property::UserId => short(p.user_id()),
+            Property::MessageId => short(p.message_id()),
+            Property::Type => short(p.kind()),
+            Property::Expiration => short(p.expiration()),
+            Property::Priority => (*p.priority()).map(Value::from),
+            Property::Timestamp => (*p.timestamp()).map(Value::from),
+        }
+    }
 }
 
 fn binary_attributes(
@@ -249,6 +287,21 @@ fn binary_attributes(
     for (name, value) in pairs {
         if let Some(value) = value {
             map.insert(name.into(), Value::String(value));
+        }
+    }
+    // Extension attributes (`ce-tenant`, `cloudEvents_partitionkey`, ...), each read
+    // by the same precedence of prefixes as the attributes above.
+    for key in headers.into_iter().flat_map(|h| h.inner().keys()) {
+        let key = key.as_str();
+        let name = BINARY_PREFIXES.iter().find_map(|prefix| {
+            let head = key.get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix)
+                .then(|| key[prefix.len()..].to_ascii_lowercase())
+        });
+        if let Some(name) = name.filter(|n| !n.is_empty() && !map.contains_key(n))
+            && let Some(value) = attr(&name)
+        {
+            map.insert(name, Value::String(value));
         }
     }
     if !body.is_empty() {

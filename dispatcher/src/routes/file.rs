@@ -10,6 +10,7 @@ use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visi
 use serde_spanned::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::condition::node::Node;
 use super::error::Problem;
 
 /// The whole file, as written (nothing checked beyond the shape).
@@ -51,9 +52,10 @@ pub struct RouteSpec {
     pub name: Spanned<String>,
     /// Event types or topic patterns.
     pub event: Spanned<EventSpec>,
-    /// Conditions on the event's fields, all of which must hold.
+    /// Conditions on the event's fields, all of which must hold (`any`, `all` and
+    /// `not` combine tables of them).
     #[serde(rename = "where", default)]
-    pub filter: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
+    pub filter: Option<Spanned<BTreeMap<Spanned<String>, Spanned<Node>>>>,
     /// Where matching events go.
     pub to: Spanned<Vec<Spanned<TargetSpec>>>,
     /// Stop evaluating later routes when this one matched.
@@ -69,10 +71,17 @@ pub struct TestSpec {
     #[serde(default)]
     pub name: Option<String>,
     /// The event, as a table: `type`, and any of `data`, `source`, `subject`, `id`,
-    /// `headers`.
+    /// extension attributes, `headers` and `properties`.
     pub event: Spanned<toml::Table>,
     /// The targets the event must reach, exactly (order does not matter).
-    pub expect: Spanned<Vec<Spanned<TargetSpec>>>,
+    #[serde(default)]
+    pub expect: Option<Spanned<Vec<Spanned<TargetSpec>>>>,
+    /// Targets the event must reach, among others.
+    #[serde(default)]
+    pub includes: Option<Spanned<Vec<Spanned<TargetSpec>>>>,
+    /// Targets the event must not reach.
+    #[serde(default)]
+    pub excludes: Option<Spanned<Vec<Spanned<TargetSpec>>>>,
     /// Optionally, the routes that must match, exactly.
     #[serde(default)]
     pub expect_routes: Option<Spanned<Vec<String>>>,

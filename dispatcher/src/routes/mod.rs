@@ -47,3 +47,5 @@ pub fn load(file_name: &str, text: &str) -> Result<RoutingTable, RouteErrors> {
 mod reading_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod where_tests;

@@ -108,15 +108,18 @@ fn bad_patterns_are_rejected_at_the_pattern() {
 }
 
 #[test]
-fn unknown_operators_are_rejected_at_the_condition() {
+fn unknown_operators_are_rejected_at_the_operator() {
     let text = "[[route]]\nname = \"r\"\nevent = \"a\"\nwhere = { \"data.x\" = { gtee = 1 } }\nto = [\"q\"]\n";
-    assert_eq!(error_at(text, "unknown operator `gtee`"), (4, 22));
+    assert_eq!(error_at(text, "unknown operator `gtee`"), (4, 31));
 }
 
 #[test]
 fn unknown_paths_are_rejected_at_the_key() {
+    let text = "[[route]]\nname = \"r\"\nevent = \"a\"\nwhere = { \"Dta.x\" = 1 }\nto = [\"q\"]\n";
+    assert_eq!(error_at(text, "unknown path `Dta.x`"), (4, 11));
+    // A lowercase name is an extension attribute, which has no fields.
     let text = "[[route]]\nname = \"r\"\nevent = \"a\"\nwhere = { \"dta.x\" = 1 }\nto = [\"q\"]\n";
-    assert_eq!(error_at(text, "unknown path `dta.x`"), (4, 11));
+    assert_eq!(error_at(text, "`dta` is a plain attribute"), (4, 11));
 }
 
 #[test]
@@ -299,7 +302,8 @@ fn a_failing_test_case_refuses_the_table_and_shows_event_expected_and_actual() {
     let text = "[[route]]\nname = \"r\"\nevent = \"a\"\nto = [\"q\"]\n\n[[test]]\nname = \"wrong\"\nevent = { type = \"a\" }\nexpect = [\"other\"]\n";
     let all = errors(text);
     assert_eq!(all.len(), 1, "{all:#?}");
-    assert_eq!((all[0].line, all[0].column), (8, 9));
+    // At the line to change, which the message writes out.
+    assert_eq!((all[0].line, all[0].column), (9, 10));
     let message = &all[0].message;
     for part in [
         "test `wrong` failed",
@@ -307,6 +311,7 @@ fn a_failing_test_case_refuses_the_table_and_shows_event_expected_and_actual() {
         "expected [other]",
         "actual [q]",
         "matched routes: r",
+        "if this is intended, write: expect = [\"q\"]",
     ] {
         assert!(message.contains(part), "{part:?} not in {message}");
     }

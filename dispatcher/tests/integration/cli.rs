@@ -90,7 +90,7 @@ fn check_exits_1_with_every_error_and_its_position() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("{path}:9:22: `data.n`: unknown operator `gtee`")),
+        stderr.contains(&format!("{path}:9:31: `data.n`: unknown operator `gtee`")),
         "{stderr}"
     );
 }
@@ -201,4 +201,120 @@ fn help_documents_every_command_and_setting() {
     ] {
         assert!(help.contains(word), "{word} missing from --help:\n{help}");
     }
+}
+
+#[test]
+fn the_filters_example_uses_every_operator_and_the_readme_documents_each() {
+    let example = std::fs::read_to_string(repo().join("examples/routes/filters.toml")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("dispatcher/README.md")).unwrap();
+    for op in dispatcher::routes::condition::OPERATORS
+        .iter()
+        .chain(&["any", "all"])
+    {
+        assert!(
+            example.contains(&format!("{op} = ")),
+            "examples/routes/filters.toml does not use `{op}`"
+        );
+        let entry = format!("`{op}`");
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with("| ")
+                    && l.split('|').nth(1).is_some_and(|c| c.contains(&entry))),
+            "dispatcher/README.md has no table entry for `{op}`"
+        );
+    }
+    let output = dispatcher(
+        &[
+            "check",
+            repo()
+                .join("examples/routes/filters.toml")
+                .to_str()
+                .unwrap(),
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+#[test]
+fn explain_prints_every_branch_verdict_and_absent_fields() {
+    let routes = repo().join("examples/routes/filters.toml");
+    let event = r#"{"specversion":"1.0","id":"1","source":"shop-eu","type":"order.placed","data":{"total":10}}"#;
+    let output = dispatcher(&["explain", routes.to_str().unwrap(), "-"], Some(event));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for line in [
+        "review       condition failed: any",
+        "fails  { data.total >= 1000 }",
+        "fails  data.total >= 1000 (found 10)",
+        "fails  data.tags contains \"vip\" (found absent)",
+        "holds  source anything but [\"shop-test\", \"shop-staging\"] (found \"shop-eu\")",
+        "acme         condition failed: tenant in [\"acme\", \"acme-eu\"] ignoring case (found absent)",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in\n{stdout}");
+    }
+    let output = dispatcher(
+        &["explain", routes.to_str().unwrap(), "-", "--json"],
+        Some(event),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let review = &json["routes"][1][1];
+    assert_eq!(review["verdict"], "condition_failed", "{json}");
+    let any = review["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["condition"] == "any")
+        .unwrap();
+    assert_eq!(any["holds"], false);
+    assert_eq!(
+        any["branches"][1]["branches"][0]["found"], "absent",
+        "{any}"
+    );
+    assert_eq!(
+        any["branches"][0]["branches"][0]["found"],
+        serde_json::json!({"value": 10})
+    );
+}
+
+#[test]
+fn explain_takes_amqp_properties_for_properties_conditions() {
+    let routes = repo().join("examples/routes/filters.toml");
+    let event = r#"{"specversion":"1.0","id":"1","source":"shop-test","type":"order.placed","data":{"order_id":"ORD-2026-ABC","total":1}}"#;
+    let output = dispatcher(
+        &[
+            "explain",
+            routes.to_str().unwrap(),
+            "-",
+            "--property",
+            "app_id=SHOP",
+            "--property",
+            "priority=5",
+        ],
+        Some(event),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("new-ids      matched"), "{stdout}");
+    assert!(
+        stdout.contains("holds  properties.app_id = \"Shop\" ignoring case (found \"SHOP\")"),
+        "{stdout}"
+    );
+    let output = dispatcher(
+        &[
+            "explain",
+            routes.to_str().unwrap(),
+            "-",
+            "--property",
+            "appid=x",
+        ],
+        Some(event),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("unknown AMQP property `appid`"),
+        "{}",
+        text(&output.stderr)
+    );
 }

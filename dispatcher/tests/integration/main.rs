@@ -12,6 +12,7 @@ mod archive;
 mod binary;
 mod broker_loss;
 mod cli;
+mod filters;
 mod forward;
 mod hostile;
 mod ordered;

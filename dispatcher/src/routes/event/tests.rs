@@ -269,3 +269,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_binary_event_exposes_its_extension_attributes_by_any_binding_prefix() {
+    let mut headers = FieldTable::default();
+    headers.insert("ce-tenant".into(), AMQPValue::LongString("acme".into()));
+    headers.insert(
+        "cloudEvents_PartitionKey".into(),
+        AMQPValue::LongString("p-7".into()),
+    );
+    headers.insert(
+        "cloudEvents:tenant".into(),
+        AMQPValue::LongString("first".into()),
+    );
+    headers.insert("x-other".into(), AMQPValue::LongString("no".into()));
+    let props = BasicProperties::default()
+        .with_type("order_placed".into())
+        .with_headers(headers);
+    let doc = EventDoc::from_amqp(&props, b"{}").unwrap();
+    assert_eq!(
+        doc.attribute("partitionkey").as_deref(),
+        Some(&json!("p-7"))
+    );
+    // `cloudEvents:` comes before `ce-`, as for every attribute.
+    assert_eq!(doc.attribute("tenant").as_deref(), Some(&json!("first")));
+    assert_eq!(doc.attribute("x-other"), None);
+    assert_eq!(doc.attribute("other"), None);
+}
+
+#[test]
+fn amqp_properties_are_read_from_the_message() {
+    let props = structured()
+        .with_reply_to("replies".into())
+        .with_expiration("60000".into())
+        .with_user_id("guest".into());
+    let body = br#"{"specversion":"1.0","type":"t","tenant":"acme"}"#;
+    let doc = EventDoc::from_amqp(&props, body).unwrap();
+    assert_eq!(doc.property(Property::ReplyTo), Some(json!("replies")));
+    assert_eq!(doc.property(Property::Expiration), Some(json!("60000")));
+    assert_eq!(doc.property(Property::UserId), Some(json!("guest")));
+    assert_eq!(
+        doc.property(Property::ContentType),
+        Some(json!("application/cloudevents+json"))
+    );
+    assert_eq!(doc.property(Property::Priority), None);
+    assert_eq!(doc.attribute("tenant").as_deref(), Some(&json!("acme")));
+}
