@@ -8,8 +8,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use events::defaults;
-use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable};
 use serde_json::Value;
 
 use crate::routes::{self, Explanation, RoutingTable, Verdict};
@@ -56,6 +54,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow a running dispatcher's events live: one line per forwarded, unrouted or
+    /// dead-lettered event (`GET /tap` on its admin address).
+    Tap(crate::tap::client::TapArgs),
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -148,17 +149,7 @@ fn try_explain(args: &[String], headers: &[(String, String)]) -> anyhow::Result<
     } else {
         std::fs::read(event).with_context(|| format!("cannot read {event}"))?
     };
-    let mut table_headers = FieldTable::default();
-    for (name, value) in headers {
-        table_headers.insert(
-            name.as_str().into(),
-            AMQPValue::LongString(value.as_str().into()),
-        );
-    }
-    let properties = BasicProperties::default()
-        .with_content_type(events::envelope::CONTENT_TYPE.into())
-        .with_headers(table_headers);
-    table.explain_message(&properties, &body).map_err(|e| {
+    table.explain_event(headers, &body).map_err(|e| {
         anyhow::anyhow!(
             "the event cannot be read, the dispatcher dead-letters it ({}): {e}",
             e.reason()

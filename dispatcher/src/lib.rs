@@ -5,8 +5,10 @@
 //! - [`routes`]: the file format, validation, the compiled and indexed table.
 //! - [`forward`]: consume → route → publish → ack, reconnecting on broker loss.
 //! - [`watch`] and [`reload`]: file → table, swapped whole.
-//! - [`admin`]: health, readiness, metrics, `GET /routes`, `POST /reload`.
-//! - [`cli`]: `run`, `check`, `explain`.
+//! - [`admin`]: health, readiness, metrics, `GET /routes`, `POST /reload`, the tap
+//!   (`GET /tap`), `POST /explain` and the dashboard (`GET /`).
+//! - [`tap`]: what each settled event did, for watchers that never slow forwarding.
+//! - [`cli`]: `run`, `check`, `explain`, `tap`.
 
 pub mod admin;
 pub mod broker;
@@ -17,6 +19,7 @@ pub mod reload;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod tap;
 pub mod watch;
 
 use std::sync::Arc;

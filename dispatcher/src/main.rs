@@ -15,6 +15,7 @@ fn main() -> ExitCode {
             headers,
             json,
         }) => cli::explain(&args, &headers, json, &mut out, &mut err),
+        Some(Command::Tap(args)) => dispatcher::tap::client::run(&args, &mut out, &mut err),
         Some(Command::Run(settings)) => run(*settings),
         None => run(cli.run),
     }

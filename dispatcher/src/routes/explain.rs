@@ -4,6 +4,7 @@
 
 use events::EnvelopeError;
 use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -58,6 +59,27 @@ impl RoutingTable {
         let event_type = incoming.event_type.clone();
         let doc = incoming.doc.read()?;
         Ok(self.explain(&event_type, &doc))
+    }
+
+    /// [`Self::explain_message`] for a structured-mode event `body` with these AMQP
+    /// headers (for `headers.<name>` conditions), as `dispatcher explain` and
+    /// `POST /explain` take it.
+    pub fn explain_event(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Explanation, EnvelopeError> {
+        let mut table = FieldTable::default();
+        for (name, value) in headers {
+            table.insert(
+                name.as_str().into(),
+                AMQPValue::LongString(value.as_str().into()),
+            );
+        }
+        let properties = BasicProperties::default()
+            .with_content_type(events::envelope::CONTENT_TYPE.into())
+            .with_headers(table);
+        self.explain_message(&properties, body)
     }
 
     /// Evaluates every route against the event, without the index.
