@@ -170,3 +170,6 @@ pub async fn explain(
             .with_details(json!({ "reason": error.reason(), "message": error.to_string() }))
         })
 }
+
+#[cfg(test)]
+mod tests;
