@@ -1,8 +1,8 @@
-//! `cargo xtask test`: what CI runs. Broker first (tests use a real one), then the
-//! formatting and lint gates, then every test of the workspace.
+//! `cargo xtask test`: what CI runs. Broker and headless browser first (tests use real
+//! ones), then the formatting and lint gates, then every test of the workspace.
 
 use crate::workspace::{cargo, run as step, succeeds, which};
-use crate::{broker, faults};
+use crate::{broker, browser, faults};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -29,6 +29,7 @@ fn private_nodes_unavailable() -> Option<&'static str> {
 /// Runs the gates in order; stops at the first that fails.
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     broker::ensure()?;
+    browser::ensure()?;
     if !args.no_lint {
         step(
             "cargo fmt --check",
