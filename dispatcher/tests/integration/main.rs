@@ -17,3 +17,4 @@ mod ordered;
 mod reading;
 mod reload;
 mod shutdown;
+mod tap;
