@@ -66,7 +66,10 @@ impl Browser {
             .connect(&url)
             .await
             .with_context(|| {
-                format!("opening a chromium session ({}): {INSTALL_HINT}", chromium.display())
+                format!(
+                    "opening a chromium session ({}): {INSTALL_HINT}",
+                    chromium.display()
+                )
             })?;
         Ok(Self {
             client,
@@ -82,7 +85,10 @@ impl Browser {
 
     /// Opens `url`.
     pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.client.goto(url).await.with_context(|| format!("opening {url}"))
+        self.client
+            .goto(url)
+            .await
+            .with_context(|| format!("opening {url}"))
     }
 
     /// The first element matching `css`, waiting for it to appear.
@@ -106,7 +112,10 @@ impl Browser {
     /// The visible text of the first element matching `css`.
     pub async fn text(&self, css: &str) -> anyhow::Result<String> {
         let element = self.find(css).await?;
-        element.text().await.with_context(|| format!("reading `{css}`"))
+        element
+            .text()
+            .await
+            .with_context(|| format!("reading `{css}`"))
     }
 
     /// Waits until the text of `css` satisfies `check`, and returns it; the error
@@ -139,14 +148,20 @@ impl Browser {
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
         let element = self.find(css).await?;
-        element.click().await.with_context(|| format!("clicking `{css}`"))
+        element
+            .click()
+            .await
+            .with_context(|| format!("clicking `{css}`"))
     }
 
     /// Replaces the content of the input or textarea `css` with `text`, as typing it
     /// would (an `input` event is sent).
     pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
         let element = self.find(css).await?;
-        element.clear().await.with_context(|| format!("clearing `{css}`"))?;
+        element
+            .clear()
+            .await
+            .with_context(|| format!("clearing `{css}`"))?;
         element
             .send_keys(text)
             .await
@@ -163,7 +178,11 @@ impl Browser {
 
     /// Saves a PNG of the page as `target/screenshots/<name>.png` and returns its path.
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let png = self.client.screenshot().await.context("taking a screenshot")?;
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .context("taking a screenshot")?;
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{name}.png"));

@@ -36,7 +36,11 @@ pub struct TapArgs {
     #[arg(long)]
     pub json: bool,
     /// The admin token, when the dispatcher has one.
-    #[arg(long = "admin-token", env = "DISPATCHER_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "admin-token",
+        env = "DISPATCHER_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<AdminToken>,
 }
 
@@ -187,7 +191,11 @@ pub fn render(event: &Value, colour: bool) -> String {
         line.push_str(&format!(" reason={reason}"));
     }
     let routes = list("routes");
-    let routes = if routes.is_empty() { "-".to_owned() } else { routes };
+    let routes = if routes.is_empty() {
+        "-".to_owned()
+    } else {
+        routes
+    };
     line.push_str(&format!(
         " {routes} -> {} {:.1}ms",
         list("targets"),
@@ -222,7 +230,11 @@ impl SseParser {
             if line.is_empty() {
                 if !self.data.is_empty() {
                     let name = std::mem::take(&mut self.name);
-                    let name = if name.is_empty() { "message".to_owned() } else { name };
+                    let name = if name.is_empty() {
+                        "message".to_owned()
+                    } else {
+                        name
+                    };
                     events.push((name, self.data.join("\n")));
                 }
                 self.name.clear();
@@ -249,7 +261,8 @@ mod tests {
     fn events_split_across_chunks_are_put_together() {
         let mut parser = SseParser::default();
         assert!(parser.feed(b"event: tap\nda").is_empty());
-        let events = parser.feed(b"ta: {\"a\":1}\n\n: keep-alive\n\nevent: dropped\r\ndata: {}\r\n\r\n");
+        let events =
+            parser.feed(b"ta: {\"a\":1}\n\n: keep-alive\n\nevent: dropped\r\ndata: {}\r\n\r\n");
         assert_eq!(
             events,
             vec![

@@ -21,7 +21,12 @@ to = ["t.users", "t.audit"]
 "#;
 
 fn generation() -> Generation {
-    Generation::new(3, load("routes.toml", TABLE).unwrap(), "00".into(), &Metrics::new())
+    Generation::new(
+        3,
+        load("routes.toml", TABLE).unwrap(),
+        "00".into(),
+        &Metrics::new(),
+    )
 }
 
 fn properties() -> BasicProperties {
@@ -30,7 +35,8 @@ fn properties() -> BasicProperties {
         .with_message_id("e-1".into())
 }
 
-const EVENT: &[u8] = br#"{"specversion":"1.0","id":"e-1","source":"/t","type":"user.created","data":{}}"#;
+const EVENT: &[u8] =
+    br#"{"specversion":"1.0","id":"e-1","source":"/t","type":"user.created","data":{}}"#;
 
 #[test]
 fn an_unwatched_tap_reads_nothing_and_only_counts() {
@@ -51,7 +57,10 @@ async fn a_watcher_sees_type_id_routes_targets_and_outcome() {
         .table
         .route::<()>("user.created", || unreachable!("no condition to read"))
         .unwrap();
-    let seed = tap.seed(&properties(), EVENT).unwrap().with_decision(&decision);
+    let seed = tap
+        .seed(&properties(), EVENT)
+        .unwrap()
+        .with_decision(&decision);
     tap.settled(&Fate::Done(Outcome::Forwarded), &generation, Some(seed));
     let Some(Seen::Event(event)) = watch.next().await else {
         panic!("expected an event")
@@ -147,11 +156,18 @@ fn a_bad_pattern_or_outcome_is_refused_with_a_sentence() {
         event_type: Some("user.**".into()),
         ..TapQuery::default()
     };
-    assert!(TapFilter::parse(bad_type).unwrap_err().contains("whole words"));
+    assert!(
+        TapFilter::parse(bad_type)
+            .unwrap_err()
+            .contains("whole words")
+    );
     let bad_outcome = TapQuery {
         outcome: Some("lost".into()),
         ..TapQuery::default()
     };
     let error = TapFilter::parse(bad_outcome).unwrap_err();
-    assert!(error.contains("forwarded, unrouted, dead_lettered"), "{error}");
+    assert!(
+        error.contains("forwarded, unrouted, dead_lettered"),
+        "{error}"
+    );
 }

@@ -39,7 +39,9 @@ async fn tap(addr: &str, token: Option<&str>, args: &[&str]) -> Child {
         }
         panic!("dispatcher tap ended before attaching");
     });
-    attached.await.expect("dispatcher tap attached within the wait");
+    attached
+        .await
+        .expect("dispatcher tap attached within the wait");
     child
 }
 
@@ -73,7 +75,10 @@ async fn dispatcher_tap_shows_each_outcome_and_filters_with_the_admin_token() {
         .unwrap();
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("401") && said.contains("DISPATCHER_ADMIN_TOKEN"), "{said}");
+    assert!(
+        said.contains("401") && said.contains("DISPATCHER_ADMIN_TOKEN"),
+        "{said}"
+    );
 
     let everything = tap(&addr, Some(TOKEN), &["--json", "--body", "--limit", "3"]).await;
     let filtered = tap(

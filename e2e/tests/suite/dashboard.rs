@@ -46,11 +46,19 @@ async fn the_dashboard_shows_routes_counts_reload_errors_and_explains_an_event()
         .await
         .unwrap();
 
-    // A created user raises the route's count and shows in the live tail.
-    let email = format!("{}@example.com", unique("dash"));
-    system.create_user("Dashboard Dora", &email).await.unwrap();
+    // Created users raise the route's count and show in the live tail.
+    const USERS: u64 = 10;
+    for n in 0..USERS {
+        let email = format!("{}@example.com", unique("dash"));
+        system
+            .create_user(&format!("Dashboard Dora {n}"), &email)
+            .await
+            .unwrap();
+    }
     browser
-        .wait_for_text(count_cell, "a count above the start", |t| count(t) > before)
+        .wait_for_text(count_cell, "the count risen by every user", |t| {
+            count(t) >= before + USERS
+        })
         .await
         .unwrap();
     let tail = browser
@@ -120,7 +128,10 @@ async fn the_dashboard_shows_routes_counts_reload_errors_and_explains_an_event()
         .await
         .unwrap();
     assert!(audit.contains("type mismatch"), "{audit}");
-    let targets = browser.text("#explain-result .explain-targets").await.unwrap();
+    let targets = browser
+        .text("#explain-result .explain-targets")
+        .await
+        .unwrap();
     assert!(targets.contains(&system.queues.order), "{targets}");
     browser.screenshot("dashboard-explain").await.unwrap();
 

@@ -52,7 +52,11 @@ async fn send(shared: &Arc<Shared>, request: Request<Body>) -> (StatusCode, Stri
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 fn get(path: &str) -> Request<Body> {
@@ -60,7 +64,9 @@ fn get(path: &str) -> Request<Body> {
 }
 
 fn post(path: &str, body: &str) -> Request<Body> {
-    Request::post(path).body(Body::from(body.to_owned())).unwrap()
+    Request::post(path)
+        .body(Body::from(body.to_owned()))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -122,7 +128,10 @@ async fn the_dashboard_page_is_served_without_a_token_and_holds_no_data() {
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert!(body.contains("<title>dispatcher</title>"));
     assert!(!body.contains("live.source"));
-    assert!(!body.contains("http://") && !body.contains("https://"), "no external asset");
+    assert!(
+        !body.contains("http://") && !body.contains("https://"),
+        "no external asset"
+    );
 }
 
 #[tokio::test]
@@ -177,7 +186,10 @@ async fn the_tap_streams_the_events_its_filter_admits_and_counts_them_in_stats()
     let seen = read_until(&mut body, "event: tap").await;
     let data = seen.split("data: ").last().unwrap().trim();
     let event: serde_json::Value = serde_json::from_str(data).unwrap();
-    assert_eq!(event["type"], "order.placed", "the forwarded one is filtered out");
+    assert_eq!(
+        event["type"], "order.placed",
+        "the forwarded one is filtered out"
+    );
     assert_eq!(event["outcome"], "unrouted");
     assert_eq!(event["targets"], serde_json::json!(["live.unrouted"]));
     assert!(event["body"].as_str().unwrap().contains("order.placed"));
