@@ -55,9 +55,11 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, so that the browsers it starts go with it on drop.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {}", driver_path.display()))?;
+            .with_context(|| format!("starting {}: {INSTALL_HINT}", driver_path.display()))?;
         let url = format!("http://127.0.0.1:{port}");
         wait_for_driver(&url).await?;
         let profile = tempfile::tempdir().context("a profile folder for chromium")?;
@@ -191,10 +193,26 @@ impl Browser {
     }
 
     /// Ends the session and stops chromedriver.
-    pub async fn close(mut self) -> anyhow::Result<()> {
-        let closed = self.client.clone().close().await;
-        let _ = self.driver.kill().await;
-        closed.context("closing the browser session")
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.client
+            .clone()
+            .close()
+            .await
+            .context("closing the browser session")
+    }
+}
+
+impl Drop for Browser {
+    /// Stops chromedriver and every browser process it started (its process group),
+    /// also when a test fails before [`Browser::close`].
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id().and_then(|id| i32::try_from(id).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.driver.start_kill();
     }
 }
 
