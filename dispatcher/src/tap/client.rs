@@ -42,6 +42,24 @@ pub struct TapArgs {
         hide_env_values = true
     )]
     pub admin_token: Option<AdminToken>,
+    /// A file holding the admin token; wins over `DISPATCHER_ADMIN_TOKEN`.
+    #[arg(long = "admin-token-file", env = "DISPATCHER_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
+}
+
+impl TapArgs {
+    /// The token to send: the file's, else the given one, else none.
+    fn token(&self) -> anyhow::Result<Option<AdminToken>> {
+        let Some(path) = &self.admin_token_file else {
+            return Ok(self.admin_token.clone());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+        let token = text
+            .parse()
+            .with_context(|| format!("the admin token file {}", path.display()))?;
+        Ok(Some(token))
+    }
 }
 
 /// Runs `dispatcher tap` until the stream ends or `--limit` events were printed.
@@ -94,7 +112,7 @@ pub fn tap_url(args: &TapArgs) -> String {
 async fn follow(args: &TapArgs, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
     let url = tap_url(args);
     let mut request = reqwest::Client::new().get(&url);
-    if let Some(token) = &args.admin_token {
+    if let Some(token) = args.token()? {
         request = request.bearer_auth(token.expose());
     }
     let mut response = request
@@ -283,6 +301,7 @@ mod tests {
             addr: "0.0.0.0:8002".to_owned(),
             json: false,
             admin_token: None,
+            admin_token_file: None,
         };
         assert_eq!(
             tap_url(&args),

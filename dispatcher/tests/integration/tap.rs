@@ -15,19 +15,20 @@ use crate::spawned::{Dispatcher, WAIT};
 
 const TOKEN: &str = "tap-admin-token-Zq81";
 
-/// Starts `dispatcher tap ARGS` against `addr` and waits until it is attached.
-async fn tap(addr: &str, token: Option<&str>, args: &[&str]) -> Child {
+/// Starts `dispatcher tap ARGS` against `addr` with `env`, and waits until it is attached.
+async fn tap(addr: &str, env: &[(&str, &str)], args: &[&str]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dispatcher"));
     command
         .args(["tap", "--addr", addr])
         .args(args)
         .env_remove("DISPATCHER_ADMIN_TOKEN")
+        .env_remove("DISPATCHER_ADMIN_TOKEN_FILE")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some(token) = token {
-        command.env("DISPATCHER_ADMIN_TOKEN", token);
+    for (key, value) in env {
+        command.env(key, value);
     }
     let mut child = command.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
@@ -70,6 +71,7 @@ async fn dispatcher_tap_shows_each_outcome_and_filters_with_the_admin_token() {
     let refused = Command::new(env!("CARGO_BIN_EXE_dispatcher"))
         .args(["tap", "--addr", &addr, "--limit", "1"])
         .env_remove("DISPATCHER_ADMIN_TOKEN")
+        .env_remove("DISPATCHER_ADMIN_TOKEN_FILE")
         .output()
         .await
         .unwrap();
@@ -80,10 +82,17 @@ async fn dispatcher_tap_shows_each_outcome_and_filters_with_the_admin_token() {
         "{said}"
     );
 
-    let everything = tap(&addr, Some(TOKEN), &["--json", "--body", "--limit", "3"]).await;
+    let everything = tap(
+        &addr,
+        &[("DISPATCHER_ADMIN_TOKEN", TOKEN)],
+        &["--json", "--body", "--limit", "3"],
+    )
+    .await;
+    let token_file = routes.dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let filtered = tap(
         &addr,
-        Some(TOKEN),
+        &[("DISPATCHER_ADMIN_TOKEN_FILE", token_file.to_str().unwrap())],
         &["--type", "order.*", "--outcome", "unrouted", "--limit", "1"],
     )
     .await;
