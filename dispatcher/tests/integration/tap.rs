@@ -6,6 +6,7 @@
 use std::process::Stdio;
 
 use events::lapin::BasicProperties;
+use events::testing::eventually;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -67,6 +68,8 @@ async fn dispatcher_tap_shows_each_outcome_and_filters_with_the_admin_token() {
     let dispatcher =
         Dispatcher::start(&routes.path, &[], &[("DISPATCHER_ADMIN_TOKEN", TOKEN)]).await;
     let addr = dispatcher.addr.clone();
+    // Consuming, so its queues are declared before anything is published.
+    eventually(WAIT, "the dispatcher to be ready", || dispatcher.ready()).await;
 
     let refused = Command::new(env!("CARGO_BIN_EXE_dispatcher"))
         .args(["tap", "--addr", &addr, "--limit", "1"])
