@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use events::TraceParent;
@@ -26,6 +26,9 @@ use crate::state::Generation;
 
 /// Events held for watchers that are behind; past this, the oldest are dropped for them.
 pub const CAPACITY: usize = 1024;
+/// How long a watcher lets events gather after it emptied the ring (see [`Watch::next`]):
+/// at most this much later on screen, and at most one wake-up per this.
+pub const GATHER: Duration = Duration::from_millis(20);
 /// A tapped body is cut to this many bytes (at a character boundary).
 pub const BODY_LIMIT: usize = 4096;
 
@@ -203,6 +206,7 @@ impl Tap {
         Watch {
             tap: self.clone(),
             receiver,
+            drained: false,
         }
     }
 
@@ -223,6 +227,8 @@ impl Default for Tap {
 pub struct Watch {
     tap: Arc<Tap>,
     receiver: broadcast::Receiver<Arc<TapEvent>>,
+    /// Whether the ring was found empty since the last event.
+    drained: bool,
 }
 
 /// What a watcher sees next.
@@ -235,14 +241,43 @@ pub enum Seen {
 
 impl Watch {
     /// The next event, or `None` when the tap closed.
+    ///
+    /// Events are read in batches: after a wake-up, this watcher takes what is in the
+    /// ring, then waits [`GATHER`] for more before it asks to be woken again. So under
+    /// load the forward path wakes the admin thread about once per `GATHER`, not once
+    /// per event (a cross-thread wake-up costs more than the copy).
     pub async fn next(&mut self) -> Option<Seen> {
-        tokio::select! {
-            () = self.tap.closed.cancelled() => None,
-            received = self.receiver.recv() => match received {
-                Ok(event) => Some(Seen::Event(event)),
-                Err(broadcast::error::RecvError::Lagged(n)) => Some(Seen::Dropped(n)),
-                Err(broadcast::error::RecvError::Closed) => None,
-            },
+        loop {
+            match self.receiver.try_recv() {
+                Ok(event) => {
+                    self.drained = false;
+                    return Some(Seen::Event(event));
+                }
+                Err(broadcast::error::TryRecvError::Lagged(n)) => return Some(Seen::Dropped(n)),
+                Err(broadcast::error::TryRecvError::Closed) => return None,
+                Err(broadcast::error::TryRecvError::Empty) if !self.drained => {
+                    // Just emptied the ring: let the next events gather.
+                    self.drained = true;
+                    tokio::select! {
+                        () = self.tap.closed.cancelled() => return None,
+                        () = tokio::time::sleep(GATHER) => {}
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Empty) => {
+                    // Nothing came for a while: sleep until the next event.
+                    tokio::select! {
+                        () = self.tap.closed.cancelled() => return None,
+                        received = self.receiver.recv() => {
+                            self.drained = false;
+                            return match received {
+                                Ok(event) => Some(Seen::Event(event)),
+                                Err(broadcast::error::RecvError::Lagged(n)) => Some(Seen::Dropped(n)),
+                                Err(broadcast::error::RecvError::Closed) => None,
+                            };
+                        }
+                    }
+                }
+            }
         }
     }
 }
