@@ -1,7 +1,7 @@
 //! The admin HTTP API on `DISPATCHER_ADDR`: health, readiness, Prometheus metrics, the
 //! running table (`GET /routes`), a synchronous reload (`POST /reload`), and what
 //! shows events live (`GET /tap`, `GET /stats`, `POST /explain`, the dashboard at `/`,
-//! see [`live`]). It is served
+//! see `admin/live.rs`). It is served
 //! on a thread and runtime of its own, so that it answers whatever the forwarder's
 //! runtime is doing. With an admin token set, every endpoint but the probes and the
 //! metrics requires it (see [`bearer`]).
