@@ -1,7 +1,8 @@
 //! `dispatcher tap` (the real binary) following a real dispatcher binary with an admin
 //! token: it sees forwarded, unrouted and dead-lettered events with their routes,
 //! targets and reasons, its filters keep only what they name, and without the token it
-//! fails saying why.
+//! fails saying why. And a tap client that stops reading: every event is still
+//! forwarded, and when it reads again it is told how many it lost.
 
 use std::process::Stdio;
 
@@ -142,5 +143,73 @@ async fn dispatcher_tap_shows_each_outcome_and_filters_with_the_admin_token() {
     assert!(filtered[0].contains(placed.id.as_str()), "{filtered:?}");
 
     drop(dispatcher);
+    broker.cleanup(&names.queues(&["users"])).await;
+}
+
+/// Events of about 3 kB, so that a tap with bodies writes far more than the socket
+/// buffers hold.
+const STALLED_EVENTS: u32 = 6_000;
+
+#[tokio::test]
+async fn a_tap_that_stops_reading_never_holds_up_forwarding_and_is_told_what_it_lost() {
+    let names = Names::new("tap-stalled");
+    let routes = RoutesDir::new(&names.simple("users", "user.created", "users"));
+    let running = crate::common::Running::start(&routes.path, |_| {}).await;
+    let broker = Broker::new().await;
+    // Attached, then never read while the events flow.
+    let mut stalled = reqwest::get(running.url("/tap?body=true")).await.unwrap();
+    assert_eq!(stalled.status(), 200);
+    eventually(WAIT, "the tap to be attached", || async {
+        let (_, stats) = running.get("/stats").await;
+        (stats["tap_watchers"] == 1).then_some(())
+    })
+    .await;
+
+    let pad = "x".repeat(3_000);
+    let mut confirms = Vec::new();
+    for n in 0..STALLED_EVENTS {
+        let event = events::CloudEvent::new("test", "user.created", json!({ "n": n, "pad": pad }));
+        let confirm = broker
+            .publisher
+            .send(
+                "",
+                &names.source(),
+                &event.to_json_vec(),
+                event.amqp_properties(),
+            )
+            .await
+            .unwrap();
+        confirms.push(confirm.wait());
+    }
+    for result in futures_util::future::join_all(confirms).await {
+        result.unwrap();
+    }
+    let target = names.q("users");
+    eventually(WAIT, "every event forwarded", || async {
+        let count = events::testing::message_count(&broker.connection, &target).await;
+        (count == Some(STALLED_EVENTS)).then_some(())
+    })
+    .await;
+
+    // Reading again: the oldest events were dropped for this client, and it is told.
+    let mut seen = String::new();
+    let dropped = tokio::time::timeout(WAIT, async {
+        while let Some(chunk) = stalled.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(at) = seen.find("event: dropped\ndata: ") {
+                let rest = &seen[at + "event: dropped\ndata: ".len()..];
+                if let Some(end) = rest.find('\n') {
+                    let data: Value = serde_json::from_str(&rest[..end]).unwrap();
+                    return data["dropped"].as_u64().unwrap();
+                }
+            }
+        }
+        panic!("the tap ended without a dropped notice");
+    })
+    .await
+    .expect("a dropped notice within the wait");
+    assert!(dropped > 0);
+    drop(stalled);
+    running.stop().await;
     broker.cleanup(&names.queues(&["users"])).await;
 }
