@@ -7,7 +7,9 @@
 //! (one replica active, one event in flight at a time) on a tenth of the events. And
 //! the one-route dispatcher with an `[archive]` stream (every event also appended to
 //! it), right after the same table without, followed by a replay of that stream to one
-//! queue (see [`crate::replay`]).
+//! queue (see [`crate::replay`]). And the one-route dispatcher with a tap attached
+//! (`GET /tap?body=true`, read by this process), to show what watching costs the
+//! forwarding.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -46,6 +48,17 @@ pub struct DrainResult {
     pub forwarder_peak_rss_mib: Option<f64>,
     /// Messages not in the target at the end (must be 0).
     pub lost: u64,
+    /// With a tap attached: the events it showed, and those it dropped for falling
+    /// behind (the two add up to about `messages`: the tap attaches just after start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tap: Option<TapSeen>,
+}
+
+/// What a tap attached during a drain saw.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TapSeen {
+    pub events: u64,
+    pub dropped: u64,
 }
 
 /// Which forwarder.
@@ -57,6 +70,8 @@ pub enum Contender {
     Dispatcher,
     /// The dispatcher with one route and an `[archive]` stream.
     DispatcherArchive,
+    /// The dispatcher with one route, and a client following `GET /tap?body=true`.
+    DispatcherTapped,
     /// The dispatcher with 10,000 routes and a `where` on the hot one.
     DispatcherLarge,
     /// Two one-route dispatchers consuming the same source queue.
@@ -74,6 +89,7 @@ impl Contender {
             Self::Shovel => "shovel",
             Self::Dispatcher => "dispatcher",
             Self::DispatcherArchive => "dispatcher-archive",
+            Self::DispatcherTapped => "dispatcher-tapped",
             Self::DispatcherLarge => "dispatcher-10k-where",
             Self::Dispatcher2 => "dispatcher-x2",
             Self::Dispatcher3 => "dispatcher-x3",
@@ -82,10 +98,11 @@ impl Contender {
     }
 
     /// Every contender, in the report's order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Shovel,
         Self::Dispatcher,
         Self::DispatcherArchive,
+        Self::DispatcherTapped,
         Self::DispatcherLarge,
         Self::Dispatcher2,
         Self::Dispatcher3,
@@ -96,7 +113,10 @@ impl Contender {
     fn replicas(self) -> usize {
         match self {
             Self::Shovel => 0,
-            Self::Dispatcher | Self::DispatcherArchive | Self::DispatcherLarge => 1,
+            Self::Dispatcher
+            | Self::DispatcherArchive
+            | Self::DispatcherTapped
+            | Self::DispatcherLarge => 1,
             Self::Dispatcher2 | Self::DispatcherOrdered => 2,
             Self::Dispatcher3 => 3,
         }
@@ -206,6 +226,12 @@ pub async fn run_one(
             forwarders.push(Service::start(spec).await?);
         }
     }
+    let tap = match (contender, forwarders.first()) {
+        (Contender::DispatcherTapped, Some(forwarder)) => {
+            Some(tokio::spawn(follow_tap(forwarder.url("/tap?body=true"))))
+        }
+        _ => None,
+    };
     let pids: Vec<u32> = forwarders.iter().filter_map(Service::pid).collect();
     let forwarder_cpu0: f64 = pids.iter().copied().map(procstat::cpu_seconds).sum();
     let timeout = Duration::from_secs(120 + n / 100);
@@ -225,6 +251,11 @@ pub async fn run_one(
     for mut service in forwarders {
         service.stop().await?;
     }
+    // The dispatcher stopping ends the tap stream.
+    let tap = match tap {
+        Some(task) => Some(task.await.context("the tap reader")??),
+        None => None,
+    };
     if contender == Contender::Shovel {
         stop_shovel(broker, &base)?;
     }
@@ -259,8 +290,38 @@ pub async fn run_one(
         broker_cpu_us_per_msg: broker_cpu / n as f64 * 1e6,
         forwarder_peak_rss_mib: rss,
         lost: n.saturating_sub(delivered),
+        tap,
     };
     Ok((drained, replay))
+}
+
+/// Follows a dispatcher's tap until the stream ends, counting events and drops.
+async fn follow_tap(url: String) -> anyhow::Result<TapSeen> {
+    let mut response = reqwest::get(&url)
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    ensure!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    let mut seen = TapSeen::default();
+    let mut pending = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        let Some(end) = pending.rfind('\n') else {
+            continue;
+        };
+        for line in pending[..end].lines() {
+            if line == "event: tap" {
+                seen.events += 1;
+            } else if let Some(data) = line.strip_prefix("data: {\"dropped\":") {
+                seen.dropped += data.trim_end_matches('}').parse::<u64>().unwrap_or(0);
+            }
+        }
+        pending.drain(..=end);
+    }
+    Ok(seen)
 }
 
 /// Polls the target's depth every 10 ms; returns (first time it was > 0, the depth then,

@@ -31,7 +31,8 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-archive
-    /// (with an [archive] stream, then a replay of it), dispatcher-10k-where,
+    /// (with an [archive] stream, then a replay of it), dispatcher-tapped (a client
+    /// following GET /tap?body=true), dispatcher-10k-where,
     /// dispatcher-x2, dispatcher-x3 (replicas on one queue), dispatcher-ordered.
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,

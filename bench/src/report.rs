@@ -133,6 +133,23 @@ impl Results {
                         cpu("dispatcher").map_or("-".into(), |c| format!("{c:.1}")),
                     );
                 }
+                if let (Some(none), Some(tapped)) = (
+                    self.drain_rate("dispatcher", queue_type),
+                    self.drain_rate("dispatcher-tapped", queue_type),
+                ) {
+                    let seen = self
+                        .drain
+                        .iter()
+                        .find(|r| r.contender == "dispatcher-tapped" && r.queue_type == queue_type)
+                        .and_then(|r| r.tap)
+                        .unwrap_or_default();
+                    println!(
+                        "tap attached vs none ({queue_type}): {:.3} (the tap showed {} events, dropped {})",
+                        tapped / none,
+                        seen.events,
+                        seen.dropped
+                    );
+                }
                 if let Some(one) = self.drain_rate("dispatcher", queue_type) {
                     let scaled: Vec<String> =
                         ["dispatcher-x2", "dispatcher-x3", "dispatcher-ordered"]

@@ -1,10 +1,13 @@
 //! The admin HTTP API on `DISPATCHER_ADDR`: health, readiness, Prometheus metrics, the
-//! running table (`GET /routes`) and a synchronous reload (`POST /reload`). It is served
+//! running table (`GET /routes`), a synchronous reload (`POST /reload`), and what
+//! shows events live (`GET /tap`, `GET /stats`, `POST /explain`, the dashboard at `/`,
+//! see `admin/live.rs`). It is served
 //! on a thread and runtime of its own, so that it answers whatever the forwarder's
 //! runtime is doing. With an admin token set, every endpoint but the probes and the
 //! metrics requires it (see [`bearer`]).
 
 pub mod bearer;
+mod live;
 #[cfg(test)]
 mod tests;
 
@@ -76,6 +79,13 @@ fn serve_here(
         .context("building the admin runtime")?;
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener).context("admin listener")?;
+        // Tap streams never end by themselves: end them, or shutdown would wait on them.
+        let tap = shared.tap.clone();
+        let closing = stop.clone();
+        tokio::spawn(async move {
+            closing.cancelled().await;
+            tap.close();
+        });
         axum::serve(listener, router(shared))
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
@@ -84,7 +94,8 @@ fn serve_here(
 }
 
 /// The admin router. `/healthz`, `/readyz` and `/metrics` are always open (probes and
-/// scrapers); every other endpoint, today and added later, is guarded by the admin token
+/// scrapers), and so is the dashboard page at `/`, which holds no data (its script
+/// sends the token to the guarded endpoints it reads); every other endpoint, today and added later, is guarded by the admin token
 /// when one is set. `GET /routes` is guarded too: it shows no event, but it shows the
 /// routing rules and the broker topology, which an operator who set a token means to
 /// keep private.
@@ -93,6 +104,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let guarded = Router::new()
         .route("/routes", get(routes))
         .route("/reload", post(reload_now))
+        .route("/tap", get(live::tap))
+        .route("/stats", get(live::stats))
+        .route("/explain", post(live::explain))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             bearer::require_token,
@@ -101,6 +115,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/", get(live::dashboard))
         .merge(guarded)
         .fallback(not_found_fallback)
         .layer(axum::middleware::from_fn_with_state(observer, observe))

@@ -9,8 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use events::defaults;
-use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable};
 
 use crate::routes::explain::Check;
 use crate::routes::{self, Explanation, RoutingTable, Verdict};
@@ -63,6 +61,9 @@ pub enum Command {
     },
     /// Re-send archived events from the `[archive]` stream, routed by the current table.
     Replay(Box<crate::replay::ReplayArgs>),
+    /// Follow a running dispatcher's events live: one line per forwarded, unrouted or
+    /// dead-lettered event (`GET /tap` on its admin address).
+    Tap(crate::tap::client::TapArgs),
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -160,16 +161,7 @@ fn try_explain(
     } else {
         std::fs::read(event).with_context(|| format!("cannot read {event}"))?
     };
-    let mut table_headers = FieldTable::default();
-    for (name, value) in headers {
-        table_headers.insert(
-            name.as_str().into(),
-            AMQPValue::LongString(value.as_str().into()),
-        );
-    }
-    let mut message = BasicProperties::default()
-        .with_content_type(events::envelope::CONTENT_TYPE.into())
-        .with_headers(table_headers);
+    let mut message = routes::explain::message_properties(headers);
     for (name, value) in properties {
         let numeric = matches!(name.as_str(), "priority" | "timestamp");
         let value = match value.parse::<i64>() {

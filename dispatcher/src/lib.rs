@@ -5,8 +5,10 @@
 //! - [`routes`]: the file format, validation, the compiled and indexed table.
 //! - [`forward`]: consume → route → publish → ack, reconnecting on broker loss.
 //! - [`watch`] and [`reload`]: file → table, swapped whole.
-//! - [`admin`]: health, readiness, metrics, `GET /routes`, `POST /reload`.
-//! - [`cli`]: `run`, `check`, `explain`, `replay`.
+//! - [`admin`]: health, readiness, metrics, `GET /routes`, `POST /reload`, the tap
+//!   (`GET /tap`), `POST /explain` and the dashboard (`GET /`).
+//! - [`tap`]: what each settled event did, for watchers that never slow forwarding.
+//! - [`cli`]: `run`, `check`, `explain`, `replay`, `tap`.
 //! - [`replay`]: re-sends archived events from the archive stream.
 
 pub mod admin;
@@ -19,6 +21,7 @@ pub mod replay;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod tap;
 pub mod watch;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
             properties,
             json,
         }) => cli::explain(&args, &headers, &properties, json, &mut out, &mut err),
+        Some(Command::Tap(args)) => dispatcher::tap::client::run(&args, &mut out, &mut err),
         Some(Command::Run(settings)) => run(*settings),
         Some(Command::Replay(args)) => replay(&args),
         None => run(cli.run),

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::metrics::{Metrics, TableCounters};
 use crate::routes::{RouteError, RoutingTable};
 use crate::settings::{AdminToken, Settings};
+use crate::tap::Tap;
 
 /// One loaded routing table and what belongs to it.
 #[derive(Debug)]
@@ -89,6 +90,8 @@ pub struct Shared {
     pub admin_token: Option<AdminToken>,
     /// In ordered mode, whether this replica waits for the active one to go.
     standby: AtomicBool,
+    /// What `GET /tap` watchers see, and the totals per outcome.
+    pub tap: Arc<Tap>,
 }
 
 impl Shared {
@@ -120,6 +123,7 @@ impl Shared {
             metrics,
             admin_token: None,
             standby: AtomicBool::new(false),
+            tap: Arc::new(Tap::new()),
         }
     }
 

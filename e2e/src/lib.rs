@@ -1,9 +1,11 @@
 //! The whole system under test, for end-to-end tests, the fault suite and benchmarks:
 //! real binaries ([`process`]), all three wired together on unique queues ([`system`]),
 //! private RabbitMQ nodes for tests that stop or restart a broker ([`broker`]), with
-//! TLS ([`certs`]) or joined in a [`cluster`], and archive replays ([`replay`]).
+//! TLS ([`certs`]) or joined in a [`cluster`], archive replays ([`replay`]) and a
+//! headless [`browser`].
 
 pub mod broker;
+pub mod browser;
 pub mod certs;
 pub mod cluster;
 pub mod faults;
@@ -14,6 +16,7 @@ pub mod stream;
 pub mod system;
 
 pub use broker::{NodeRecord, PrivateBroker};
+pub use browser::Browser;
 pub use certs::TestPki;
 pub use cluster::Cluster;
 pub use node_config::{NodeOptions, TlsListener};

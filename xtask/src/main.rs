@@ -12,6 +12,7 @@
 
 mod bench;
 mod broker;
+mod browser;
 mod cluster;
 mod demo;
 mod faults;

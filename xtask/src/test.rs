@@ -1,9 +1,9 @@
-//! `cargo xtask test`: what CI runs. Broker first (tests use a real one), then the
-//! formatting and lint gates, then every test of the workspace, then schemathesis against
-//! the services' OpenAPI documents, then the reduced fault suite.
+//! `cargo xtask test`: what CI runs. Broker and headless browser first (tests use real
+//! ones), then the formatting and lint gates, then every test of the workspace, then
+//! schemathesis against the services' OpenAPI documents, then the reduced fault suite.
 
 use crate::workspace::{cargo, run as step, succeeds, which};
-use crate::{broker, faults, schemathesis};
+use crate::{broker, browser, faults, schemathesis};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -30,6 +30,7 @@ fn private_nodes_unavailable() -> Option<&'static str> {
 /// Runs the gates in order; stops at the first that fails.
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     broker::ensure()?;
+    browser::ensure()?;
     if !args.no_lint {
         step(
             "cargo fmt --check",

@@ -347,11 +347,12 @@ fn print_banner(services: &[Service], elapsed: Duration) {
         "\n\x1b[1;32mthe system is up\x1b[0m ({:.1}s)\n\
          \n  user-service   {users}   POST /users, GET/PATCH/DELETE /users/{{id}}, /metrics\
          \n  order-service  {orders}   GET /users/{{id}} (snapshots), POST /orders, /metrics\
-         \n  dispatcher     {dispatcher}   GET /routes, POST /reload, /metrics\
+         \n  dispatcher     {dispatcher}   the dashboard (open it in a browser), GET /routes, POST /reload, /metrics\
          \n\ntry:\
          \n  curl -i -X POST {users}/users -H 'Content-Type: application/json' -d '{{\"name\":\"Alice\",\"email\":\"alice@example.com\"}}'\
          \n  curl -s {orders}/users/1\
-         \n\nedit routes.toml and save: the dispatcher reloads it live (see {dispatcher}/routes).\
+         \n\nedit routes.toml and save: the dispatcher reloads it live (see {dispatcher}/).\
+         \nfollow the events: cargo run -p dispatcher -- tap --addr {dispatcher}\
          \nCtrl-C stops everything.\n",
         elapsed.as_secs_f64()
     );

@@ -70,7 +70,12 @@ pub fn handle(
     let generation = session.shared.generation();
     let bytes = body.len();
     let archive = archive::copy(&generation, &properties, session.frame_max);
+    let seed = session.shared.tap.seed(&properties, &body);
     let (plan, span) = plan(&generation, properties, &body, session.frame_max);
+    let seed = match (&plan, seed) {
+        (Plan::Publish { decision, .. }, Some(seed)) => Some(seed.with_decision(decision)),
+        (_, seed) => seed,
+    };
     let session = session.clone();
     async move {
         let routed = settle_plan(&session, &generation, plan, &body);
@@ -98,6 +103,7 @@ pub fn handle(
                 })
                 .inc();
         }
+        session.shared.tap.settled(&fate, &generation, seed);
         Settled { tag, bytes, fate }
     }
     .instrument(span)

@@ -8,6 +8,7 @@ use std::fmt;
 
 use events::EnvelopeError;
 use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -108,6 +109,17 @@ impl RoutingTable {
         Ok(self.explain(&event_type, &doc))
     }
 
+    /// [`Self::explain_message`] for a structured-mode event `body` with these AMQP
+    /// headers (for `headers.<name>` conditions), as `dispatcher explain` and
+    /// `POST /explain` take it.
+    pub fn explain_event(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Explanation, EnvelopeError> {
+        self.explain_message(&message_properties(headers), body)
+    }
+
     /// Evaluates every route against the event, without the index.
     pub fn explain(&self, event_type: &str, event: &EventDoc<'_>) -> Explanation {
         let mut routes = Vec::with_capacity(self.routes.len());
@@ -205,4 +217,19 @@ fn check(condition: &Condition, event: &EventDoc<'_>) -> Check {
         found: None,
         branches,
     }
+}
+
+/// The properties of a structured-mode message carrying these AMQP headers, as
+/// `dispatcher explain` and `POST /explain` build it.
+pub fn message_properties(headers: &[(String, String)]) -> BasicProperties {
+    let mut table = FieldTable::default();
+    for (name, value) in headers {
+        table.insert(
+            name.as_str().into(),
+            AMQPValue::LongString(value.as_str().into()),
+        );
+    }
+    BasicProperties::default()
+        .with_content_type(events::envelope::CONTENT_TYPE.into())
+        .with_headers(table)
 }

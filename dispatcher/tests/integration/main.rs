@@ -19,3 +19,4 @@ mod ordered;
 mod reading;
 mod reload;
 mod shutdown;
+mod tap;

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_files;
+mod dashboard;
 mod examples;
 mod kubernetes;
 mod patterns;
