@@ -60,6 +60,7 @@ fn check(table: &RoutingTable, test: &TestSpec) -> Result<(), String> {
         Ok(decision) => decision,
         Err(never) => match never {},
     };
+    super::shape::check_case(table, &decision, &doc, &shown)?;
     let mut actual: Vec<Target> = decision
         .targets
         .iter()

@@ -12,7 +12,9 @@ use super::condition::{Condition, Path, Test};
 use super::error::{Problem, line_column};
 use super::file::{RouteSpec, RoutesFile, TargetSpec};
 use super::pattern::{self, EventMatcher};
+use super::shape;
 use super::table::{Decision, Route, RouteId, RoutingTable, Target, TargetId, TypeEntry};
+use super::template::Template;
 use super::trie::TopicTrie;
 
 /// Longest queue or exchange name AMQP 0-9-1 allows (a short string).
@@ -44,6 +46,7 @@ pub fn compile(file: &RoutesFile, text: &str) -> Result<RoutingTable, Vec<Proble
         text,
         source,
         targets: Vec::new(),
+        keys: Vec::new(),
         target_ids: HashMap::new(),
         names: HashMap::new(),
         problems,
@@ -56,19 +59,23 @@ pub fn compile(file: &RoutesFile, text: &str) -> Result<RoutingTable, Vec<Proble
     if !builder.problems.is_empty() {
         return Err(builder.problems);
     }
-    Ok(index(
+    let mut table = index(
         builder.source,
         unrouted,
         dead_letter,
         routes,
         builder.targets,
-    ))
+    );
+    table.keys = builder.keys;
+    Ok(table)
 }
 
 struct Builder<'t> {
     text: &'t str,
     source: String,
     targets: Vec<Target>,
+    /// Per target: its routing key's template, when it has fields.
+    keys: Vec<Option<Template>>,
     target_ids: HashMap<Target, TargetId>,
     names: HashMap<String, Range<usize>>,
     problems: Vec<Problem>,
@@ -95,6 +102,8 @@ impl Builder<'_> {
             .collect();
         let conditions = self.conditions(spec);
         let targets = self.targets(&name, &spec.to);
+        let headers = shape::headers(&name, spec.headers.as_ref(), self.text, &mut self.problems);
+        let retry = shape::retry(spec.retry.as_ref(), &mut self.problems);
         (self.problems.len() == before).then(|| Route {
             name,
             events: events.into_iter().map(|(text, _)| text).collect(),
@@ -102,6 +111,8 @@ impl Builder<'_> {
             conditions,
             targets,
             is_final: spec.is_final,
+            headers,
+            retry,
         })
     }
 
@@ -166,10 +177,18 @@ impl Builder<'_> {
             let Some(target) = self.target(spec) else {
                 continue;
             };
+            let key = match shape::routing_key(&target, spec.span(), self.text) {
+                Ok(key) => key,
+                Err(problem) => {
+                    self.problems.push(problem);
+                    continue;
+                }
+            };
             let next = self.targets.len();
             let id = *self.target_ids.entry(target.clone()).or_insert(next);
             if id == next {
                 self.targets.push(target);
+                self.keys.push(key);
             }
             if !ids.contains(&id) {
                 ids.push(id);
@@ -271,6 +290,7 @@ fn index(
         patterns,
         pattern_routes,
         unrouted_decision: Arc::new(Decision::default()),
+        keys: Vec::new(),
     };
     let mut scratch = Vec::new();
     for (ty, mut candidates) in exact_routes {

@@ -14,6 +14,8 @@ use serde::Serialize;
 use super::condition::Condition;
 use super::event::EventDoc;
 use super::pattern::EventMatcher;
+use super::retry::Retry;
+use super::template::Template;
 use super::trie::TopicTrie;
 
 /// Index of a route in [`RoutingTable::routes`].
@@ -79,6 +81,10 @@ pub struct Route {
     pub targets: Vec<TargetId>,
     /// Stop evaluating later routes when this one matched.
     pub is_final: bool,
+    /// Headers added to what it sends (name, value template), in name order.
+    pub headers: Vec<(String, Template)>,
+    /// How a refused publish to its targets is retried (the command line fills gaps).
+    pub retry: Retry,
 }
 
 /// Where one event goes: the routes that matched and the union of their targets.
@@ -118,6 +124,8 @@ pub struct RoutingTable {
     pub(super) patterns: TopicTrie,
     pub(super) pattern_routes: Vec<RouteId>,
     pub(super) unrouted_decision: Arc<Decision>,
+    /// Per target: the template of its routing key, when it has fields.
+    pub(super) keys: Vec<Option<Template>>,
 }
 
 impl RoutingTable {
