@@ -13,6 +13,7 @@ pub mod context;
 mod dead_letter;
 pub mod deliver;
 mod failures;
+pub mod letter;
 pub mod ordered;
 mod plan;
 mod publish;

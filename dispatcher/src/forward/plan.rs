@@ -13,8 +13,9 @@ use tracing::{Level, Span};
 
 use super::context::{GENERATION_HEADER, ROUTES_HEADER, generation_value, headers_of};
 use super::quote::{QUOTE_LIMIT, bounded};
-use crate::routes::Decision;
-use crate::routes::event::Incoming;
+use crate::routes::event::{EventDoc, Incoming};
+use crate::routes::shape::{Shaped, TEMPLATE_FIELD_MISSING};
+use crate::routes::{Decision, RoutingTable};
 use crate::state::Generation;
 
 /// What was decided for a delivery when it arrived.
@@ -24,13 +25,25 @@ pub(super) enum Plan {
     Publish {
         decision: Arc<Decision>,
         properties: BasicProperties,
+        /// Per target of the decision, when its routes shape what is sent.
+        copies: Option<Box<[TargetCopy]>>,
     },
     /// The event cannot be read, or cannot be forwarded as it is: dead-letter it.
     DeadLetter {
         reason: &'static str,
         message: String,
         properties: BasicProperties,
+        /// The route at fault, if one is.
+        route: Option<String>,
     },
+}
+
+/// How one target's copy differs from the plain forwarded one.
+pub(super) struct TargetCopy {
+    /// The rendered routing key, when the target's is a template.
+    pub routing_key: Option<String>,
+    /// The properties with the routes' headers, when they add some.
+    pub properties: Option<BasicProperties>,
 }
 
 /// Reason code of an event whose forwarded copy would not fit the connection's frame.
@@ -54,20 +67,56 @@ pub(super) fn plan(
         Ok((decision, span))
     });
     match routed {
-        Ok((decision, span)) => (
-            fitted(generation.number, decision, properties, frame_max),
-            span,
-        ),
+        Ok((decision, span)) => {
+            let shaped = if generation.table.shapes(&decision) {
+                match shape(&generation.table, &decision, &properties, body) {
+                    Ok(shaped) => Some(shaped),
+                    Err((reason, message, route)) => {
+                        let plan = Plan::DeadLetter {
+                            reason,
+                            message,
+                            properties,
+                            route,
+                        };
+                        return (plan, span);
+                    }
+                }
+            } else {
+                None
+            };
+            (
+                fitted(generation.number, decision, properties, frame_max, shaped),
+                span,
+            )
+        }
         Err(error) => {
             let span = span_for(&properties, "");
             let plan = Plan::DeadLetter {
                 reason: error.reason(),
                 message: error.to_string(),
                 properties,
+                route: None,
             };
             (plan, span)
         }
     }
+}
+
+/// Renders the decision's templates for this event, or says why it must be
+/// dead-lettered: (reason, message, route at fault).
+fn shape(
+    table: &RoutingTable,
+    decision: &Decision,
+    properties: &BasicProperties,
+    body: &[u8],
+) -> Result<Vec<Shaped>, (&'static str, String, Option<String>)> {
+    // The event was read once already; reading it again costs a pass over the body,
+    // and only events whose routes shape what they send pay it.
+    let doc =
+        EventDoc::from_amqp(properties, body).map_err(|e| (e.reason(), e.to_string(), None))?;
+    table
+        .shape(decision, &doc)
+        .map_err(|e| (TEMPLATE_FIELD_MISSING, e.to_string(), Some(e.route)))
 }
 
 /// Publish with the dispatch headers, or dead-letter when that copy's content header
@@ -77,17 +126,36 @@ fn fitted(
     decision: Arc<Decision>,
     properties: BasicProperties,
     frame_max: u32,
+    shaped: Option<Vec<Shaped>>,
 ) -> Plan {
     let previous = properties
         .headers()
         .as_ref()
         .and_then(|h| h.inner().get(ROUTES_HEADER).cloned());
     let properties = with_dispatch_headers(properties, generation, &decision);
-    let size = content_header_frame_size(&properties);
+    let copies: Option<Box<[TargetCopy]>> = shaped.map(|shaped| {
+        shaped
+            .into_iter()
+            .map(|one| TargetCopy {
+                routing_key: one.routing_key,
+                properties: (!one.headers.is_empty())
+                    .then(|| with_route_headers(&properties, &one.headers)),
+            })
+            .collect()
+    });
+    let size = copies
+        .iter()
+        .flatten()
+        .filter_map(|c| c.properties.as_ref())
+        .chain([&properties])
+        .map(content_header_frame_size)
+        .max()
+        .unwrap_or(0);
     if size <= usize::try_from(frame_max).unwrap_or(usize::MAX) {
         return Plan::Publish {
             decision,
             properties,
+            copies,
         };
     }
     Plan::DeadLetter {
@@ -96,7 +164,24 @@ fn fitted(
             "the forwarded copy's content header frame would be {size} bytes, over the connection's frame_max of {frame_max} bytes"
         ),
         properties: restore_routes_header(properties, previous),
+        route: None,
     }
+}
+
+/// The forwarded properties plus a route's `headers` (a route's value wins over the
+/// event's header of the same name; the event's other headers are kept).
+fn with_route_headers(
+    properties: &BasicProperties,
+    headers: &[(String, String)],
+) -> BasicProperties {
+    let mut table = headers_of(properties);
+    for (name, value) in headers {
+        table.insert(
+            ShortString::from(name.as_str()),
+            AMQPValue::LongString(value.as_str().into()),
+        );
+    }
+    properties.clone().with_headers(table)
 }
 
 /// The `forward` span (only when debug logging is on: building it costs).
