@@ -56,6 +56,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move dead-lettered events back: to the targets they missed (default), to the
+    /// source queue, or to a queue; publish with confirms, then ack the dead letter.
+    Redrive(Box<crate::redrive::RedriveArgs>),
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

@@ -6,13 +6,14 @@
 //! - [`forward`]: consume → route → publish → ack, reconnecting on broker loss.
 //! - [`watch`] and [`reload`]: file → table, swapped whole.
 //! - [`admin`]: health, readiness, metrics, `GET /routes`, `POST /reload`.
-//! - [`cli`]: `run`, `check`, `explain`.
+//! - [`cli`]: `run`, `check`, `explain`, `redrive` ([`redrive`]).
 
 pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod forward;
 pub mod metrics;
+pub mod redrive;
 pub mod reload;
 pub mod routes;
 pub mod settings;

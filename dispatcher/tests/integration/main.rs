@@ -15,5 +15,6 @@ mod forward;
 mod hostile;
 mod ordered;
 mod reading;
+mod redrive;
 mod reload;
 mod shutdown;
