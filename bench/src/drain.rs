@@ -4,7 +4,9 @@
 //! routing), the dispatcher with a one-route table, and the dispatcher with a
 //! 10,000-route table and a `where` filter on the hot route. Then the one-route
 //! dispatcher as 2 and 3 replicas competing for the source queue, and in ordered mode
-//! (one replica active, one event in flight at a time) on a tenth of the events.
+//! (one replica active, one event in flight at a time) on a tenth of the events. And the
+//! one-route dispatcher sending to an exchange with a templated routing key, against
+//! the same with a plain queue target.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ use crate::procstat;
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainResult {
     /// `shovel`, `dispatcher`, `dispatcher-10k-where`, `dispatcher-x2`, `dispatcher-x3`,
-    /// `dispatcher-ordered`.
+    /// `dispatcher-ordered`, `dispatcher-templated`.
     pub contender: String,
     /// `quorum` or `classic`.
     pub queue_type: String,
@@ -59,6 +61,9 @@ pub enum Contender {
     Dispatcher3,
     /// Two one-route dispatchers in ordered mode (one active, one standby).
     DispatcherOrdered,
+    /// The dispatcher with one route to an exchange whose routing key is a template
+    /// (`bench.{data.country}.{type}`), bound to the target queue.
+    DispatcherTemplated,
 }
 
 impl Contender {
@@ -71,13 +76,15 @@ impl Contender {
             Self::Dispatcher2 => "dispatcher-x2",
             Self::Dispatcher3 => "dispatcher-x3",
             Self::DispatcherOrdered => "dispatcher-ordered",
+            Self::DispatcherTemplated => "dispatcher-templated",
         }
     }
 
     /// Every contender, in the report's order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Shovel,
         Self::Dispatcher,
+        Self::DispatcherTemplated,
         Self::DispatcherLarge,
         Self::Dispatcher2,
         Self::Dispatcher3,
@@ -88,7 +95,7 @@ impl Contender {
     fn replicas(self) -> usize {
         match self {
             Self::Shovel => 0,
-            Self::Dispatcher | Self::DispatcherLarge => 1,
+            Self::Dispatcher | Self::DispatcherLarge | Self::DispatcherTemplated => 1,
             Self::Dispatcher2 | Self::DispatcherOrdered => 2,
             Self::Dispatcher3 => 3,
         }
@@ -163,6 +170,26 @@ pub async fn run_one(
     for q in [&source, &target] {
         declare_queue(&channel, q, queue_type).await?;
     }
+    let exchange = format!("{base}.x");
+    if contender == Contender::DispatcherTemplated {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                events::lapin::ExchangeKind::Direct,
+                events::lapin::options::ExchangeDeclareOptions::default(),
+                events::lapin::types::FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                target.as_str().into(),
+                exchange.as_str().into(),
+                "bench.FR.user_created".into(),
+                events::lapin::options::QueueBindOptions::default(),
+                events::lapin::types::FieldTable::default(),
+            )
+            .await?;
+    }
     preload(&url, &source, n).await?;
     ensure!(
         message_count(&connection, &source).await == Some(u32::try_from(n)?),
@@ -179,10 +206,12 @@ pub async fn run_one(
     } else {
         let routes = dir.path().join("routes.toml");
         let large = contender == Contender::DispatcherLarge;
-        std::fs::write(
-            &routes,
-            routes_table(&source, &target, &other, &unrouted, large),
-        )?;
+        let text = if contender == Contender::DispatcherTemplated {
+            templated_table(&source, &exchange, &unrouted)
+        } else {
+            routes_table(&source, &target, &other, &unrouted, large)
+        };
+        std::fs::write(&routes, text)?;
         let ordered = contender == Contender::DispatcherOrdered;
         for _ in 0..contender.replicas() {
             let spec = Spec::new("dispatcher")
@@ -225,6 +254,14 @@ pub async fn run_one(
         contender.name()
     );
     delete_queues(&connection, &[&source, &target, &other, &unrouted]).await;
+    if contender == Contender::DispatcherTemplated {
+        let _ = channel
+            .exchange_delete(
+                exchange.as_str().into(),
+                events::lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
     let _ = connection.close(200, "ok".into()).await;
     let seconds = (t1 - t0).as_secs_f64();
     let forwarded = (n - c0) as f64;
@@ -346,4 +383,14 @@ pub fn routes_table(
         );
     }
     table
+}
+
+/// One route to `exchange` with a templated routing key (rendered per event from its
+/// `data.country` and `type`: `bench.FR.user_created`, bound to the target queue).
+pub fn templated_table(source: &str, exchange: &str, unrouted: &str) -> String {
+    format!(
+        "source = \"{source}\"\nunrouted = \"{unrouted}\"\ndead_letter = \"{source}.dead\"\n\n\
+         [[route]]\nname = \"hot\"\nevent = \"user_created\"\n\
+         to = [{{ exchange = \"{exchange}\", routing_key = \"bench.{{data.country}}.{{type}}\" }}]\n"
+    )
 }

@@ -112,6 +112,15 @@ impl Results {
                         large / small
                     );
                 }
+                if let (Some(plain), Some(templated)) = (
+                    self.drain_rate("dispatcher", queue_type),
+                    self.drain_rate("dispatcher-templated", queue_type),
+                ) {
+                    println!(
+                        "templated exchange target vs plain queue target ({queue_type}): {:.2}",
+                        templated / plain
+                    );
+                }
                 if let Some(one) = self.drain_rate("dispatcher", queue_type) {
                     let scaled: Vec<String> =
                         ["dispatcher-x2", "dispatcher-x3", "dispatcher-ordered"]

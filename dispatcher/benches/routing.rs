@@ -2,7 +2,8 @@
 //! with exact types, topic patterns and `where` filters, and the compile time of a
 //! 10,000-route table. Issue 13: long types against patterns with several `#`, at the
 //! type limit through the whole reader and, beyond it, on the trie alone (linear, not
-//! quadratic, in the number of words). Run with
+//! quadratic, in the number of words). Issue 15: an exchange target whose routing key
+//! is a template against the same target with a plain key. Run with
 //! `cargo bench -p dispatcher --bench routing`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -164,6 +165,44 @@ fn bench_matching(c: &mut Criterion) {
     });
 }
 
+/// What the forwarder does per message for an exchange target, and, when its routing
+/// key is a template, the second read of the event and the rendering (issue 15).
+fn shape_one(table: &RoutingTable, props: &BasicProperties, body: &[u8]) -> usize {
+    let incoming = Incoming::read(props, body).unwrap();
+    let decision = table
+        .route(&incoming.event_type, || incoming.doc.read())
+        .unwrap();
+    if !table.shapes(&decision) {
+        return table.target(decision.targets[0]).routing_key().len();
+    }
+    let doc = EventDoc::from_amqp(props, body).unwrap();
+    let shaped = table.shape(&decision, &doc).unwrap();
+    shaped[0].routing_key.as_ref().map_or(0, String::len)
+}
+
+fn bench_shaping(c: &mut Criterion) {
+    let props = properties();
+    let body = body("user_created");
+    let mut group = c.benchmark_group("shape");
+    for (name, key) in [
+        ("static_key", "audit.FR.user_created"),
+        ("templated_key", "audit.{data.country}.{type}"),
+    ] {
+        let text = format!(
+            "[[route]]\nname = \"audit\"\nevent = \"user_created\"\nto = [{{ exchange = \"audit\", routing_key = \"{key}\" }}]\n"
+        );
+        let table = load("bench.toml", &text).unwrap();
+        assert_eq!(
+            shape_one(&table, &props, &body),
+            "audit.FR.user_created".len()
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| shape_one(black_box(&table), &props, black_box(&body)));
+        });
+    }
+    group.finish();
+}
+
 fn bench_compile(c: &mut Criterion) {
     let text = exact_table(10_000);
     let mut group = c.benchmark_group("compile");
@@ -174,5 +213,11 @@ fn bench_compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_matching, bench_long_types, bench_compile);
+criterion_group!(
+    benches,
+    bench_matching,
+    bench_long_types,
+    bench_shaping,
+    bench_compile
+);
 criterion_main!(benches);
