@@ -296,7 +296,7 @@ impl Redrive<'_> {
         self.filters.iter().all(|(path, want)| {
             path.lookup(&doc).is_some_and(|found| match found.as_ref() {
                 serde_json::Value::String(s) => s == want,
-                other => other.to_string() == *want,
+                other => serde_json::to_string(other).is_ok_and(|text| text == *want),
             })
         })
     }

@@ -7,7 +7,6 @@
 //! template is compiled once, when the table loads; rendering one costs a lookup per
 //! field and one string.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
@@ -141,7 +140,7 @@ impl Template {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Field(field) => match field.path.lookup(event) {
-                    Some(value) if !value.is_null() => push_value(&mut out, &value),
+                    Some(value) if !value.is_null() => push_value(&mut out, value.as_ref()),
                     _ => match &field.default {
                         Some(default) => out.push_str(default),
                         None => {
@@ -185,8 +184,8 @@ impl Field {
 }
 
 /// A string as it is, anything else as its JSON text.
-fn push_value(out: &mut String, value: &Cow<'_, Value>) {
-    match value.as_ref() {
+fn push_value(out: &mut String, value: &Value) {
+    match value {
         Value::String(s) => out.push_str(s),
         other => out.push_str(&other.to_string()),
     }

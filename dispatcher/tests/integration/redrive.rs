@@ -61,9 +61,11 @@ async fn full_queue(channel: &Channel, name: &str, max: i64) {
 }
 
 fn args(routes: &RoutesDir, names: &Names) -> RedriveArgs {
-    let mut amqp = events::AmqpSettings::default();
-    amqp.url = events::testing::amqp_url();
-    amqp.queue_type = queue_type();
+    let amqp = events::AmqpSettings {
+        url: events::testing::amqp_url(),
+        queue_type: queue_type(),
+        ..Default::default()
+    };
     RedriveArgs {
         queue: Some(names.dead()),
         to_source: false,
