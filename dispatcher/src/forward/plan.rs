@@ -13,9 +13,9 @@ use tracing::{Level, Span};
 
 use super::context::{GENERATION_HEADER, ROUTES_HEADER, generation_value, headers_of};
 use super::quote::{QUOTE_LIMIT, bounded};
-use crate::routes::event::{EventDoc, Incoming};
+use crate::routes::Decision;
+use crate::routes::event::Incoming;
 use crate::routes::shape::{Shaped, TEMPLATE_FIELD_MISSING};
-use crate::routes::{Decision, RoutingTable};
 use crate::state::Generation;
 
 /// What was decided for a delivery when it arrived.
@@ -57,32 +57,41 @@ pub(super) fn plan(
     body: &[u8],
     frame_max: u32,
 ) -> (Plan, Span) {
+    let table = &generation.table;
     let routed = Incoming::read(&properties, body).and_then(|incoming| {
         let span = span_for(&properties, &incoming.event_type);
         let _entered = span.enter();
-        let decision = generation
-            .table
-            .route(&incoming.event_type, || incoming.doc.read())?;
+        let routed = if table.has_shaping() {
+            // The event is read before routing (no parse: the type's pass already
+            // split it), so that templates render from the same reading.
+            let event = incoming.doc.read()?;
+            let decision = table.route(&incoming.event_type, || {
+                Ok::<_, events::EnvelopeError>(event.clone())
+            })?;
+            let shaped = table
+                .shapes(&decision)
+                .then(|| table.shape(&decision, &event));
+            (decision, shaped)
+        } else {
+            let decision = table.route(&incoming.event_type, || incoming.doc.read())?;
+            (decision, None)
+        };
         drop(_entered);
-        Ok((decision, span))
+        Ok((routed, span))
     });
     match routed {
-        Ok((decision, span)) => {
-            let shaped = if generation.table.shapes(&decision) {
-                match shape(&generation.table, &decision, &properties, body) {
-                    Ok(shaped) => Some(shaped),
-                    Err((reason, message, route)) => {
-                        let plan = Plan::DeadLetter {
-                            reason,
-                            message,
-                            properties,
-                            route,
-                        };
-                        return (plan, span);
-                    }
+        Ok(((decision, shaped), span)) => {
+            let shaped = match shaped.transpose() {
+                Ok(shaped) => shaped,
+                Err(error) => {
+                    let plan = Plan::DeadLetter {
+                        reason: TEMPLATE_FIELD_MISSING,
+                        message: error.to_string(),
+                        properties,
+                        route: Some(error.route),
+                    };
+                    return (plan, span);
                 }
-            } else {
-                None
             };
             (
                 fitted(generation.number, decision, properties, frame_max, shaped),
@@ -100,23 +109,6 @@ pub(super) fn plan(
             (plan, span)
         }
     }
-}
-
-/// Renders the decision's templates for this event, or says why it must be
-/// dead-lettered: (reason, message, route at fault).
-fn shape(
-    table: &RoutingTable,
-    decision: &Decision,
-    properties: &BasicProperties,
-    body: &[u8],
-) -> Result<Vec<Shaped>, (&'static str, String, Option<String>)> {
-    // The event was read once already; reading it again costs a pass over the body,
-    // and only events whose routes shape what they send pay it.
-    let doc =
-        EventDoc::from_amqp(properties, body).map_err(|e| (e.reason(), e.to_string(), None))?;
-    table
-        .shape(decision, &doc)
-        .map_err(|e| (TEMPLATE_FIELD_MISSING, e.to_string(), Some(e.route)))
 }
 
 /// Publish with the dispatch headers, or dead-letter when that copy's content header

@@ -66,6 +66,8 @@ pub fn compile(file: &RoutesFile, text: &str) -> Result<RoutingTable, Vec<Proble
         routes,
         builder.targets,
     );
+    table.shaping = builder.keys.iter().any(Option::is_some)
+        || table.routes.iter().any(|r| !r.headers.is_empty());
     table.keys = builder.keys;
     Ok(table)
 }
@@ -291,6 +293,7 @@ fn index(
         pattern_routes,
         unrouted_decision: Arc::new(Decision::default()),
         keys: Vec::new(),
+        shaping: false,
     };
     let mut scratch = Vec::new();
     for (ty, mut candidates) in exact_routes {

@@ -131,6 +131,12 @@ fn string_offset(
 }
 
 impl RoutingTable {
+    /// Whether any route shapes what it sends (a templated key or `headers`): only then
+    /// does the forwarder keep the event it read for rendering.
+    pub fn has_shaping(&self) -> bool {
+        self.shaping
+    }
+
     /// Whether `decision` sends anything shaped (a templated key or a route's headers).
     pub fn shapes(&self, decision: &Decision) -> bool {
         decision

@@ -126,6 +126,8 @@ pub struct RoutingTable {
     pub(super) unrouted_decision: Arc<Decision>,
     /// Per target: the template of its routing key, when it has fields.
     pub(super) keys: Vec<Option<Template>>,
+    /// Whether any target's key is a template or any route has `headers`.
+    pub(super) shaping: bool,
 }
 
 impl RoutingTable {
