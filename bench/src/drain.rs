@@ -6,7 +6,7 @@
 //! dispatcher as 2 and 3 replicas competing for the source queue, and in ordered mode
 //! (one replica active, one event in flight at a time) on a tenth of the events. And the
 //! one-route dispatcher sending to an exchange with a templated routing key, against
-//! the same with a plain queue target.
+//! the same with a plain queue target and with a plain routing key.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use crate::procstat;
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainResult {
     /// `shovel`, `dispatcher`, `dispatcher-10k-where`, `dispatcher-x2`, `dispatcher-x3`,
-    /// `dispatcher-ordered`, `dispatcher-templated`.
+    /// `dispatcher-ordered`, `dispatcher-exchange`, `dispatcher-templated`.
     pub contender: String,
     /// `quorum` or `classic`.
     pub queue_type: String,
@@ -64,6 +64,9 @@ pub enum Contender {
     /// The dispatcher with one route to an exchange whose routing key is a template
     /// (`bench.{data.country}.{type}`), bound to the target queue.
     DispatcherTemplated,
+    /// The same exchange and binding with a plain routing key: what the exchange costs
+    /// without the template.
+    DispatcherExchange,
 }
 
 impl Contender {
@@ -77,13 +80,15 @@ impl Contender {
             Self::Dispatcher3 => "dispatcher-x3",
             Self::DispatcherOrdered => "dispatcher-ordered",
             Self::DispatcherTemplated => "dispatcher-templated",
+            Self::DispatcherExchange => "dispatcher-exchange",
         }
     }
 
     /// Every contender, in the report's order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Shovel,
         Self::Dispatcher,
+        Self::DispatcherExchange,
         Self::DispatcherTemplated,
         Self::DispatcherLarge,
         Self::Dispatcher2,
@@ -95,7 +100,10 @@ impl Contender {
     fn replicas(self) -> usize {
         match self {
             Self::Shovel => 0,
-            Self::Dispatcher | Self::DispatcherLarge | Self::DispatcherTemplated => 1,
+            Self::Dispatcher
+            | Self::DispatcherLarge
+            | Self::DispatcherTemplated
+            | Self::DispatcherExchange => 1,
             Self::Dispatcher2 | Self::DispatcherOrdered => 2,
             Self::Dispatcher3 => 3,
         }
@@ -171,7 +179,11 @@ pub async fn run_one(
         declare_queue(&channel, q, queue_type).await?;
     }
     let exchange = format!("{base}.x");
-    if contender == Contender::DispatcherTemplated {
+    let to_exchange = matches!(
+        contender,
+        Contender::DispatcherTemplated | Contender::DispatcherExchange
+    );
+    if to_exchange {
         channel
             .exchange_declare(
                 exchange.as_str().into(),
@@ -206,8 +218,13 @@ pub async fn run_one(
     } else {
         let routes = dir.path().join("routes.toml");
         let large = contender == Contender::DispatcherLarge;
-        let text = if contender == Contender::DispatcherTemplated {
-            templated_table(&source, &exchange, &unrouted)
+        let text = if to_exchange {
+            let key = if contender == Contender::DispatcherTemplated {
+                "bench.{data.country}.{type}"
+            } else {
+                "bench.FR.user_created"
+            };
+            exchange_table(&source, &exchange, key, &unrouted)
         } else {
             routes_table(&source, &target, &other, &unrouted, large)
         };
@@ -254,7 +271,7 @@ pub async fn run_one(
         contender.name()
     );
     delete_queues(&connection, &[&source, &target, &other, &unrouted]).await;
-    if contender == Contender::DispatcherTemplated {
+    if to_exchange {
         let _ = channel
             .exchange_delete(
                 exchange.as_str().into(),
@@ -385,12 +402,13 @@ pub fn routes_table(
     table
 }
 
-/// One route to `exchange` with a templated routing key (rendered per event from its
-/// `data.country` and `type`: `bench.FR.user_created`, bound to the target queue).
-pub fn templated_table(source: &str, exchange: &str, unrouted: &str) -> String {
+/// One route to `exchange` with routing key `key`: `bench.FR.user_created` (bound to
+/// the target queue), or a template that renders to it from the event's `data.country`
+/// and `type`.
+pub fn exchange_table(source: &str, exchange: &str, key: &str, unrouted: &str) -> String {
     format!(
         "source = \"{source}\"\nunrouted = \"{unrouted}\"\ndead_letter = \"{source}.dead\"\n\n\
          [[route]]\nname = \"hot\"\nevent = \"user_created\"\n\
-         to = [{{ exchange = \"{exchange}\", routing_key = \"bench.{{data.country}}.{{type}}\" }}]\n"
+         to = [{{ exchange = \"{exchange}\", routing_key = \"{key}\" }}]\n"
     )
 }

@@ -29,8 +29,9 @@ struct Args {
     /// Sections to run (default all): drain, routing, api, e2e.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-templated
-    /// (an exchange target with a templated routing key), dispatcher-10k-where,
+    /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-exchange
+    /// and dispatcher-templated (an exchange target with a plain, or a templated,
+    /// routing key), dispatcher-10k-where,
     /// dispatcher-x2, dispatcher-x3 (replicas on one queue), dispatcher-ordered.
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
