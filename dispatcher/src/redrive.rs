@@ -408,6 +408,43 @@ mod tests {
         assert!(parse_where("data..x=1").is_err());
     }
 
+    fn parse(args: &[&str]) -> Result<RedriveArgs, clap::Error> {
+        use clap::Parser;
+        let cli =
+            crate::cli::Cli::try_parse_from(["dispatcher", "redrive"].iter().chain(args).copied())?;
+        match cli.command {
+            Some(crate::cli::Command::Redrive(args)) => Ok(*args),
+            other => panic!("not a redrive: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_takes_a_queue_a_destination_and_filters() {
+        let args = parse(&[
+            "q.dead",
+            "--to",
+            "parked",
+            "--where",
+            "data.country=FR",
+            "--limit",
+            "10",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert_eq!(args.queue.as_deref(), Some("q.dead"));
+        assert_eq!(args.to.as_deref(), Some("parked"));
+        assert_eq!(args.filters, [("data.country".into(), "FR".into())]);
+        assert_eq!(args.limit, Some(10));
+        assert!(args.dry_run && !args.to_source);
+    }
+
+    #[test]
+    fn to_source_and_to_a_queue_exclude_each_other_and_a_bad_filter_is_refused() {
+        assert!(parse(&["--to-source", "--to", "q"]).is_err());
+        let err = parse(&["--where", "nope"]).unwrap_err().to_string();
+        assert!(err.contains("PATH=VALUE"), "{err}");
+    }
+
     fn table() -> RoutingTable {
         routes::load(
             "routes.toml",
