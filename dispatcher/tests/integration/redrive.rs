@@ -78,6 +78,15 @@ fn args(routes: &RoutesDir, names: &Names) -> RedriveArgs {
     }
 }
 
+/// Waits until every one of the `dead` letters put back is ready in the queue again
+/// (a requeue lands in the broker a moment after the nack).
+async fn letters_back(broker: &Broker, names: &Names, dead: u32) {
+    eventually(WAIT, "the letters to be back in the queue", || async {
+        (message_count(&broker.connection, &names.dead()).await == Some(dead)).then_some(())
+    })
+    .await;
+}
+
 fn ids(messages: &[events::lapin::message::BasicGetMessage]) -> BTreeSet<String> {
     messages
         .iter()
@@ -226,12 +235,14 @@ async fn a_full_target_dead_letters_the_rest_and_redrive_sends_each_event_only_w
         .await
         .unwrap();
     assert!(dead_ids.is_subset(&sent));
+    letters_back(&broker, &names, dead).await;
 
     // A filter that matches nothing and a dry run move nothing.
     let mut none = args(&routes, &names);
     none.filters = vec![("headers.x-dispatch-route".into(), "other".into())];
     let mut out = Vec::new();
     let summary = run(&none, false, &mut out).await.unwrap();
+    letters_back(&broker, &names, dead).await;
     assert_eq!(
         summary,
         Summary {
@@ -266,10 +277,7 @@ async fn a_full_target_dead_letters_the_rest_and_redrive_sends_each_event_only_w
         )),
         "{shown}"
     );
-    assert_eq!(
-        message_count(&broker.connection, &names.dead()).await,
-        Some(dead)
-    );
+    letters_back(&broker, &names, dead).await;
 
     // While the target is still full, redrive fails and keeps every letter.
     let summary = run(&args(&routes, &names), false, &mut Vec::new())
@@ -283,10 +291,7 @@ async fn a_full_target_dead_letters_the_rest_and_redrive_sends_each_event_only_w
             failed: moved
         }
     );
-    eventually(WAIT, "the letters to be back", || async {
-        (message_count(&broker.connection, &names.dead()).await == Some(dead)).then_some(())
-    })
-    .await;
+    letters_back(&broker, &names, dead).await;
 
     // Drained, the target takes them: each event reaches only the target it missed.
     let first = ids(&drain(&channel, &full).await);
