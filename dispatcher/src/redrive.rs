@@ -24,12 +24,11 @@ use events::amqp::{Publisher, connect_once, declare_queue};
 use events::defaults;
 use indicatif::{ProgressBar, ProgressStyle};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 
-use crate::forward::letter::{Destination, TARGET_HEADER, delivered_to, without_letter_headers};
 use crate::routes::condition::Path;
-use crate::routes::event::{EventDoc, Incoming};
+use crate::routes::event::EventDoc;
 use crate::routes::{self, RoutingTable};
 
 /// Arguments of `dispatcher redrive`.
@@ -219,12 +218,6 @@ struct Redrive<'a> {
     held: Vec<u64>,
 }
 
-/// One copy to send.
-struct Resend {
-    to: Destination,
-    properties: BasicProperties,
-}
-
 impl Redrive<'_> {
     async fn one(
         &mut self,
@@ -238,7 +231,7 @@ impl Redrive<'_> {
             self.held.push(tag);
             return Ok(());
         }
-        let copies = match self.copies(&properties, body) {
+        let copies = match destinations::copies(self.args, self.table, &properties, body) {
             Ok(copies) => copies,
             Err(why) => {
                 let id = event_id(&properties);
@@ -300,87 +293,6 @@ impl Redrive<'_> {
             })
         })
     }
-
-    /// Where the letter goes, or why it is skipped.
-    fn copies(&self, properties: &BasicProperties, body: &[u8]) -> Result<Vec<Resend>, String> {
-        let clean = without_letter_headers(properties.clone());
-        if let Some(to) = &self.args.to {
-            return Ok(vec![Resend {
-                to: Destination::queue(to),
-                properties: clean,
-            }]);
-        }
-        let table = self.table.ok_or("no routing table")?;
-        if self.args.to_source {
-            return Ok(vec![Resend {
-                to: Destination::queue(&table.source),
-                properties: clean,
-            }]);
-        }
-        let refused = properties
-            .headers()
-            .as_ref()
-            .is_some_and(|h| h.inner().contains_key(TARGET_HEADER));
-        if !refused {
-            return Err(
-                "not a refused publish (no x-dispatch-target): use --to-source or --to".into(),
-            );
-        }
-        let copies = route_again(table, &clean, body)?;
-        let delivered = delivered_to(properties);
-        let missing: Vec<Resend> = copies
-            .into_iter()
-            .filter(|c| !delivered.contains(&c.to))
-            .collect();
-        if missing.is_empty() {
-            return Err("every target already has it (x-dispatch-delivered-to)".into());
-        }
-        Ok(missing)
-    }
-}
-
-/// The copies the dispatcher would send for this event with `table`.
-fn route_again(
-    table: &RoutingTable,
-    properties: &BasicProperties,
-    body: &[u8],
-) -> Result<Vec<Resend>, String> {
-    let incoming = Incoming::read(properties, body).map_err(|e| e.to_string())?;
-    let event_type = incoming.event_type.clone();
-    let decision = table
-        .route(&event_type, || incoming.doc.read())
-        .map_err(|e| e.to_string())?;
-    if decision.targets.is_empty() {
-        return Ok(vec![Resend {
-            to: Destination::queue(&table.unrouted),
-            properties: properties.clone(),
-        }]);
-    }
-    let doc = EventDoc::from_amqp(properties, body).map_err(|e| e.to_string())?;
-    let shaped = table.shape(&decision, &doc).map_err(|e| e.to_string())?;
-    Ok(shaped
-        .into_iter()
-        .map(|one| {
-            let target = table.target(one.target);
-            let to = Destination {
-                exchange: target.exchange().to_owned(),
-                routing_key: one
-                    .routing_key
-                    .unwrap_or_else(|| target.routing_key().to_owned()),
-            };
-            let mut headers = properties.headers().clone().unwrap_or_default();
-            for (name, value) in one.headers {
-                headers.insert(
-                    name.as_str().into(),
-                    AMQPValue::LongString(value.as_str().into()),
-                );
-            }
-            Resend {
-                to,
-                properties: properties.clone().with_headers(headers),
-            }
-        })
-        .collect())
 }
 
 fn event_id(properties: &BasicProperties) -> String {
@@ -390,83 +302,7 @@ fn event_id(properties: &BasicProperties) -> String {
         .map_or_else(|| "(no message id)".to_owned(), |id| id.as_str().to_owned())
 }
 
+mod destinations;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_filter_is_a_path_and_a_value() {
-        assert_eq!(
-            parse_where("headers.x-dispatch-route=audit"),
-            Ok(("headers.x-dispatch-route".into(), "audit".into()))
-        );
-        assert!(
-            parse_where("data.country")
-                .unwrap_err()
-                .contains("PATH=VALUE")
-        );
-        assert!(parse_where("data..x=1").is_err());
-    }
-
-    fn parse(args: &[&str]) -> Result<RedriveArgs, clap::Error> {
-        use clap::Parser;
-        let cli =
-            crate::cli::Cli::try_parse_from(["dispatcher", "redrive"].iter().chain(args).copied())?;
-        match cli.command {
-            Some(crate::cli::Command::Redrive(args)) => Ok(*args),
-            other => panic!("not a redrive: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn the_command_line_takes_a_queue_a_destination_and_filters() {
-        let args = parse(&[
-            "q.dead",
-            "--to",
-            "parked",
-            "--where",
-            "data.country=FR",
-            "--limit",
-            "10",
-            "--dry-run",
-        ])
-        .unwrap();
-        assert_eq!(args.queue.as_deref(), Some("q.dead"));
-        assert_eq!(args.to.as_deref(), Some("parked"));
-        assert_eq!(args.filters, [("data.country".into(), "FR".into())]);
-        assert_eq!(args.limit, Some(10));
-        assert!(args.dry_run && !args.to_source);
-    }
-
-    #[test]
-    fn to_source_and_to_a_queue_exclude_each_other_and_a_bad_filter_is_refused() {
-        assert!(parse(&["--to-source", "--to", "q"]).is_err());
-        let err = parse(&["--where", "nope"]).unwrap_err().to_string();
-        assert!(err.contains("PATH=VALUE"), "{err}");
-    }
-
-    fn table() -> RoutingTable {
-        routes::load(
-            "routes.toml",
-            "[[route]]\nname = \"r\"\nevent = \"t\"\nto = [\"a\", { exchange = \"x\", routing_key = \"k.{data.c}\" }]\nheaders = { h = \"{data.c}\" }\n",
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn an_event_is_routed_again_with_its_templates() {
-        let body = br#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":{"c":"fr"}}"#;
-        let properties = BasicProperties::default();
-        let copies = route_again(&table(), &properties, body).unwrap();
-        let to: Vec<String> = copies.iter().map(|c| c.to.to_string()).collect();
-        assert_eq!(to, ["a", r#"{ exchange = "x", routing_key = "k.fr" }"#]);
-        let h = events::amqp::header_string(copies[1].properties.headers().as_ref().unwrap(), "h");
-        assert_eq!(h.as_deref(), Some("fr"));
-    }
-
-    #[test]
-    fn an_unreadable_event_cannot_be_routed_again() {
-        let err = route_again(&table(), &BasicProperties::default(), b"not json").err();
-        assert!(err.is_some());
-    }
-}
+mod tests;
