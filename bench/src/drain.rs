@@ -10,6 +10,8 @@
 //! queue (see [`crate::replay`]). And the one-route dispatcher with a tap attached
 //! (`GET /tap?body=true`, read by this process), to show what watching costs the
 //! forwarding.
+//! And the one-route dispatcher sending to an exchange with a templated routing key,
+//! against the same with a plain queue target and with a plain routing key.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -28,8 +30,9 @@ use crate::replay::ReplayResult;
 /// One contender's run.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainResult {
-    /// `shovel`, `dispatcher`, `dispatcher-archive`, `dispatcher-10k-where`,
-    /// `dispatcher-x2`, `dispatcher-x3`, `dispatcher-ordered`.
+    /// `shovel`, `dispatcher`, `dispatcher-archive`, `dispatcher-tapped`,
+    /// `dispatcher-10k-where`, `dispatcher-x2`, `dispatcher-x3`, `dispatcher-ordered`,
+    /// `dispatcher-exchange`, `dispatcher-templated`.
     pub contender: String,
     /// `quorum` or `classic`.
     pub queue_type: String,
@@ -80,6 +83,12 @@ pub enum Contender {
     Dispatcher3,
     /// Two one-route dispatchers in ordered mode (one active, one standby).
     DispatcherOrdered,
+    /// The dispatcher with one route to an exchange whose routing key is a template
+    /// (`bench.{data.country}.{type}`), bound to the target queue.
+    DispatcherTemplated,
+    /// The same exchange and binding with a plain routing key: what the exchange costs
+    /// without the template.
+    DispatcherExchange,
 }
 
 impl Contender {
@@ -94,15 +103,19 @@ impl Contender {
             Self::Dispatcher2 => "dispatcher-x2",
             Self::Dispatcher3 => "dispatcher-x3",
             Self::DispatcherOrdered => "dispatcher-ordered",
+            Self::DispatcherTemplated => "dispatcher-templated",
+            Self::DispatcherExchange => "dispatcher-exchange",
         }
     }
 
     /// Every contender, in the report's order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Shovel,
         Self::Dispatcher,
         Self::DispatcherArchive,
         Self::DispatcherTapped,
+        Self::DispatcherExchange,
+        Self::DispatcherTemplated,
         Self::DispatcherLarge,
         Self::Dispatcher2,
         Self::Dispatcher3,
@@ -116,7 +129,9 @@ impl Contender {
             Self::Dispatcher
             | Self::DispatcherArchive
             | Self::DispatcherTapped
-            | Self::DispatcherLarge => 1,
+            | Self::DispatcherLarge
+            | Self::DispatcherTemplated
+            | Self::DispatcherExchange => 1,
             Self::Dispatcher2 | Self::DispatcherOrdered => 2,
             Self::Dispatcher3 => 3,
         }
@@ -193,6 +208,30 @@ pub async fn run_one(
     for q in [&source, &target] {
         declare_queue(&channel, q, queue_type).await?;
     }
+    let exchange = format!("{base}.x");
+    let to_exchange = matches!(
+        contender,
+        Contender::DispatcherTemplated | Contender::DispatcherExchange
+    );
+    if to_exchange {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                events::lapin::ExchangeKind::Direct,
+                events::lapin::options::ExchangeDeclareOptions::default(),
+                events::lapin::types::FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                target.as_str().into(),
+                exchange.as_str().into(),
+                "bench.FR.user_created".into(),
+                events::lapin::options::QueueBindOptions::default(),
+                events::lapin::types::FieldTable::default(),
+            )
+            .await?;
+    }
     preload(&url, &source, n).await?;
     ensure!(
         message_count(&connection, &source).await == Some(u32::try_from(n)?),
@@ -209,11 +248,20 @@ pub async fn run_one(
         start_shovel(broker, &base, &source, &target)?;
     } else {
         let large = contender == Contender::DispatcherLarge;
-        let mut table = routes_table(&source, &target, &other, &unrouted, large);
+        let mut text = if to_exchange {
+            let key = if contender == Contender::DispatcherTemplated {
+                "bench.{data.country}.{type}"
+            } else {
+                "bench.FR.user_created"
+            };
+            exchange_table(&source, &exchange, key, &unrouted)
+        } else {
+            routes_table(&source, &target, &other, &unrouted, large)
+        };
         if let Some(stream) = &archive {
-            table.push_str(&archive_table(stream));
+            text.push_str(&archive_table(stream));
         }
-        std::fs::write(&routes, table)?;
+        std::fs::write(&routes, text)?;
         let ordered = contender == Contender::DispatcherOrdered;
         for _ in 0..contender.replicas() {
             let spec = Spec::new("dispatcher")
@@ -267,6 +315,14 @@ pub async fn run_one(
         contender.name()
     );
     delete_queues(&connection, &[&source, &target, &other, &unrouted]).await;
+    if to_exchange {
+        let _ = channel
+            .exchange_delete(
+                exchange.as_str().into(),
+                events::lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
     let replay = match &archive {
         Some(stream) => {
             let replayed = format!("{base}.replayed");
@@ -434,4 +490,15 @@ pub fn routes_table(
         );
     }
     table
+}
+
+/// One route to `exchange` with routing key `key`: `bench.FR.user_created` (bound to
+/// the target queue), or a template that renders to it from the event's `data.country`
+/// and `type`.
+pub fn exchange_table(source: &str, exchange: &str, key: &str, unrouted: &str) -> String {
+    format!(
+        "source = \"{source}\"\nunrouted = \"{unrouted}\"\ndead_letter = \"{source}.dead\"\n\n\
+         [[route]]\nname = \"hot\"\nevent = \"user_created\"\n\
+         to = [{{ exchange = \"{exchange}\", routing_key = \"{key}\" }}]\n"
+    )
 }

@@ -32,7 +32,8 @@ struct Args {
     only: Vec<String>,
     /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-archive
     /// (with an [archive] stream, then a replay of it), dispatcher-tapped (a client
-    /// following GET /tap?body=true), dispatcher-10k-where,
+    /// following GET /tap?body=true), dispatcher-exchange and dispatcher-templated (an
+    /// exchange target with a plain, or a templated, routing key), dispatcher-10k-where,
     /// dispatcher-x2, dispatcher-x3 (replicas on one queue), dispatcher-ordered.
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,

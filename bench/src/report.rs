@@ -150,6 +150,21 @@ impl Results {
                         seen.dropped
                     );
                 }
+                if let (Some(plain), Some(templated)) = (
+                    self.drain_rate("dispatcher", queue_type),
+                    self.drain_rate("dispatcher-templated", queue_type),
+                ) {
+                    println!(
+                        "templated exchange target vs plain queue target ({queue_type}): {:.2}",
+                        templated / plain
+                    );
+                    if let Some(exchange) = self.drain_rate("dispatcher-exchange", queue_type) {
+                        println!(
+                            "templated vs plain routing key, same exchange ({queue_type}): {:.2}",
+                            templated / exchange
+                        );
+                    }
+                }
                 if let Some(one) = self.drain_rate("dispatcher", queue_type) {
                     let scaled: Vec<String> =
                         ["dispatcher-x2", "dispatcher-x3", "dispatcher-ordered"]

@@ -4,8 +4,9 @@
 //! type limit through the whole reader and, beyond it, on the trie alone (linear, not
 //! quadratic, in the number of words). Issue 15: the `where` operators on a 100-route
 //! table (`any` with 5 branches, `wildcard`, `cidr`, `matches`) against plain equality in
-//! the same run, and `wildcard` on a 10 kB pathological input against a substring
-//! search of the same text. Run with `cargo bench -p dispatcher --bench routing`.
+//! the same run, `wildcard` on a 10 kB pathological input against a substring search of
+//! the same text, and an exchange target whose routing key is a template against the
+//! same target with a plain key. Run with `cargo bench -p dispatcher --bench routing`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -167,6 +168,49 @@ fn bench_matching(c: &mut Criterion) {
     });
 }
 
+/// What the forwarder does per message for an exchange target: read the type, route,
+/// and, when its routing key is a template, render it from the same reading (issue 15).
+fn shape_one(table: &RoutingTable, props: &BasicProperties, body: &[u8]) -> usize {
+    let incoming = Incoming::read(props, body).unwrap();
+    if !table.has_shaping() {
+        let decision = table
+            .route(&incoming.event_type, || incoming.doc.read())
+            .unwrap();
+        return table.target(decision.targets[0]).routing_key().len();
+    }
+    let event = incoming.doc.read().unwrap();
+    let decision = table
+        .route(&incoming.event_type, || {
+            Ok::<_, events::EnvelopeError>(event.clone())
+        })
+        .unwrap();
+    let shaped = table.shape(&decision, &event).unwrap();
+    shaped[0].routing_key.as_ref().map_or(0, String::len)
+}
+
+fn bench_shaping(c: &mut Criterion) {
+    let props = properties();
+    let body = body("user_created");
+    let mut group = c.benchmark_group("shape");
+    for (name, key) in [
+        ("static_key", "audit.FR.user_created"),
+        ("templated_key", "audit.{data.country}.{type}"),
+    ] {
+        let text = format!(
+            "[[route]]\nname = \"audit\"\nevent = \"user_created\"\nto = [{{ exchange = \"audit\", routing_key = \"{key}\" }}]\n"
+        );
+        let table = load("bench.toml", &text).unwrap();
+        assert_eq!(
+            shape_one(&table, &props, &body),
+            "audit.FR.user_created".len()
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| shape_one(black_box(&table), &props, black_box(&body)));
+        });
+    }
+    group.finish();
+}
+
 fn bench_compile(c: &mut Criterion) {
     let text = exact_table(10_000);
     let mut group = c.benchmark_group("compile");
@@ -248,6 +292,7 @@ criterion_group!(
     bench_matching,
     bench_operators,
     bench_long_types,
+    bench_shaping,
     bench_compile
 );
 criterion_main!(benches);

@@ -64,6 +64,9 @@ pub enum Command {
     /// Follow a running dispatcher's events live: one line per forwarded, unrouted or
     /// dead-lettered event (`GET /tap` on its admin address).
     Tap(crate::tap::client::TapArgs),
+    /// Move dead-lettered events back: to the targets they missed (default), to the
+    /// source queue, or to a queue; publish with confirms, then ack the dead letter.
+    Redrive(Box<crate::redrive::RedriveArgs>),
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

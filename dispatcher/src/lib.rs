@@ -8,7 +8,7 @@
 //! - [`admin`]: health, readiness, metrics, `GET /routes`, `POST /reload`, the tap
 //!   (`GET /tap`), `POST /explain` and the dashboard (`GET /`).
 //! - [`tap`]: what each settled event did, for watchers that never slow forwarding.
-//! - [`cli`]: `run`, `check`, `explain`, `replay`, `tap`.
+//! - [`cli`]: `run`, `check`, `explain`, `replay`, `redrive` ([`redrive`]), `tap`.
 //! - [`replay`]: re-sends archived events from the archive stream.
 
 pub mod admin;
@@ -16,6 +16,7 @@ pub mod broker;
 pub mod cli;
 pub mod forward;
 pub mod metrics;
+pub mod redrive;
 pub mod reload;
 pub mod replay;
 pub mod routes;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             json,
         }) => cli::explain(&args, &headers, &properties, json, &mut out, &mut err),
         Some(Command::Tap(args)) => dispatcher::tap::client::run(&args, &mut out, &mut err),
+        Some(Command::Redrive(args)) => redrive(&args),
         Some(Command::Run(settings)) => run(*settings),
         Some(Command::Replay(args)) => replay(&args),
         None => run(cli.run),
@@ -64,6 +65,31 @@ fn run(settings: dispatcher::Settings) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("dispatcher: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `dispatcher redrive`: 0 when nothing failed, 1 otherwise.
+fn redrive(args: &dispatcher::redrive::RedriveArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                // Quiet unless asked: the summary is the output.
+                if std::env::var_os("RUST_LOG").is_some() {
+                    events::telemetry::init("dispatcher")?;
+                }
+                dispatcher::redrive::run(args, true, &mut std::io::stdout()).await
+            })
+        });
+    match result {
+        Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("dispatcher redrive: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use events::AmqpSettings;
 use events::defaults;
 
+use crate::routes::retry::RetryPolicy;
+
 /// The default of [`Settings::max_in_flight_bytes`]: 64 MiB.
 pub const DEFAULT_MAX_IN_FLIGHT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -48,6 +50,15 @@ pub struct Settings {
     #[arg(long = "retry-backoff", env = "DISPATCH_RETRY_BACKOFF", default_value = "100ms",
           value_parser = parse_duration)]
     pub retry_backoff: Duration,
+    /// The longest delay between two publish retries: the delay doubles up to this.
+    #[arg(long = "retry-max-backoff", env = "DISPATCH_RETRY_MAX_BACKOFF", default_value = "10s",
+          value_parser = parse_duration)]
+    pub retry_max_backoff: Duration,
+    /// No publish retry starts later than this after the first refusal: the event is
+    /// dead-lettered instead.
+    #[arg(long = "retry-max-age", env = "DISPATCH_RETRY_MAX_AGE", default_value = "1m",
+          value_parser = parse_duration)]
+    pub retry_max_age: Duration,
     /// On shutdown, how long in-flight events may take to finish before the rest is
     /// left unacked (the broker redelivers it).
     #[arg(long = "drain-timeout", env = "DISPATCH_DRAIN_TIMEOUT", default_value = "5s",
@@ -139,6 +150,18 @@ impl Settings {
 }
 
 impl Settings {
+    /// The publish retry policy of a route that sets no `retry` (and what fills the
+    /// gaps of one that sets part of it): `--publish-retries` counts retries, a
+    /// policy's `attempts` every publish, the first included.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.publish_retries.saturating_add(1),
+            backoff: self.retry_backoff,
+            max_backoff: self.retry_max_backoff.max(self.retry_backoff),
+            max_age: self.retry_max_age,
+        }
+    }
+
     /// Defaults with the given routes file: what tests start from.
     pub fn with_routes(routes: impl Into<PathBuf>) -> Self {
         Self {
@@ -149,6 +172,8 @@ impl Settings {
             poll_interval: None,
             publish_retries: 3,
             retry_backoff: Duration::from_millis(100),
+            retry_max_backoff: Duration::from_secs(10),
+            retry_max_age: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(5),
             admin_token: None,
             admin_token_file: None,
@@ -188,6 +213,27 @@ mod tests {
         let defaults = Cli::try_parse_from(["dispatcher"]).unwrap();
         assert_eq!(defaults.settings.retry_backoff, Duration::from_millis(100));
         assert_eq!(defaults.settings.drain_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_default_retry_policy_comes_from_the_retry_flags() {
+        let cli = Cli::try_parse_from([
+            "dispatcher",
+            "--publish-retries=4",
+            "--retry-max-backoff=2s",
+            "--retry-max-age=30s",
+        ])
+        .unwrap();
+        let policy = cli.settings.retry_policy();
+        assert_eq!(policy.attempts, 5);
+        assert_eq!(policy.backoff, Duration::from_millis(100));
+        assert_eq!(policy.max_backoff, Duration::from_secs(2));
+        assert_eq!(policy.max_age, Duration::from_secs(30));
+        let defaults = Cli::try_parse_from(["dispatcher"]).unwrap().settings;
+        assert_eq!(
+            defaults.retry_policy(),
+            Settings::with_routes("r").retry_policy()
+        );
     }
 
     #[test]

@@ -82,6 +82,15 @@ impl Backoff {
     }
 }
 
+/// The `retry`-th delay (0-based) of a configured exponential schedule, without jitter:
+/// `first`, doubling on each retry, capped at `max`. For schedules set per use (the
+/// dispatcher's per-route publish retry policy); reconnect loops use [`Backoff`].
+pub fn exponential(first: Duration, max: Duration, retry: u32) -> Duration {
+    first
+        .saturating_mul(2u32.saturating_pow(retry))
+        .min(max.max(first))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +116,19 @@ mod tests {
             "{delays:?}"
         );
         assert!(delays[11] >= Duration::from_secs(5), "{delays:?}");
+    }
+
+    #[test]
+    fn a_configured_schedule_doubles_up_to_its_cap_and_never_overflows() {
+        let ms = Duration::from_millis;
+        let delays: Vec<Duration> = (0..6).map(|r| exponential(ms(200), ms(1_000), r)).collect();
+        assert_eq!(
+            delays,
+            [ms(200), ms(400), ms(800), ms(1_000), ms(1_000), ms(1_000)]
+        );
+        assert_eq!(exponential(ms(200), ms(1_000), u32::MAX), ms(1_000));
+        // A cap below the first delay is the first delay.
+        assert_eq!(exponential(ms(500), ms(100), 3), ms(500));
     }
 
     #[test]

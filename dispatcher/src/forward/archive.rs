@@ -14,7 +14,7 @@ use lapin::types::{AMQPValue, ShortString};
 
 use super::context::{Session, headers_of};
 use super::deliver::Fate;
-use super::publish::{Failure, publish};
+use super::publish::{Failure, Outgoing, publish};
 use crate::routes::Target;
 use crate::state::Generation;
 
@@ -86,8 +86,13 @@ pub(super) async fn alongside(
     routed: impl Future<Output = Fate>,
     body: &[u8],
 ) -> Fate {
-    let stream = [&copy.stream];
-    let archived = publish(session, &stream, body, &copy.properties);
+    let stream = [Outgoing {
+        exchange: copy.stream.exchange(),
+        routing_key: copy.stream.routing_key(),
+        properties: &copy.properties,
+        policy: session.shared.settings.retry_policy(),
+    }];
+    let archived = publish(session, &stream, body);
     let (fate, archived) = futures_util::future::join(routed, archived).await;
     match archived {
         Ok(()) => {
@@ -99,8 +104,10 @@ pub(super) async fn alongside(
         // A refused archive publish (the stream was deleted, or the broker nacks) ends
         // the session: the broker redelivers the event, and the new session declares
         // the stream again. Requeueing alone would loop on a stream that is gone.
-        Err(Failure::Refused { target, error }) => Fate::Lost(anyhow::anyhow!(
-            "the archive stream {target} refused the event: {error}"
+        Err(Failure::Refused(refused)) => Fate::Lost(anyhow::anyhow!(
+            "the archive stream {} refused the event: {}",
+            copy.stream,
+            refused.error
         )),
         Err(Failure::Lost(error)) => Fate::Lost(error),
     }

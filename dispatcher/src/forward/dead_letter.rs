@@ -18,6 +18,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
 use super::context::{DROPPED_HEADER, ERROR_HEADER, GENERATION_HEADER, generation_value};
+use super::letter::LETTER_HEADERS;
 use super::quote::{QUOTE_LIMIT, bounded};
 
 /// How much of the reason and of the dropped names the smallest dead letter keeps.
@@ -38,10 +39,12 @@ pub(super) struct DeadLetter {
 }
 
 /// The properties to dead-letter a message with, fitting `frame_max`.
+/// `extra` are the headers that say more about a refused publish (see
+/// [`super::letter`]); they are never left out.
 pub(super) fn dead_letter_properties(
     properties: BasicProperties,
-    reason: &str,
-    message: &str,
+    (reason, message): (&str, &str),
+    extra: &[(&str, AMQPValue)],
     generation: u64,
     frame_max: u32,
 ) -> DeadLetter {
@@ -50,6 +53,9 @@ pub(super) fn dead_letter_properties(
     let mut headers = properties.headers().clone().unwrap_or_default();
     headers.insert(ERROR_HEADER.into(), long_string(&error));
     headers.insert(GENERATION_HEADER.into(), generation_value(generation));
+    for (name, value) in extra {
+        headers.insert((*name).into(), value.clone());
+    }
     let full = properties.with_headers(headers);
     let size = content_header_frame_size(&full);
     if size <= limit {
@@ -59,7 +65,7 @@ pub(super) fn dead_letter_properties(
         };
     }
     without_large_headers(&full, size, limit)
-        .unwrap_or_else(|| smallest(&full, reason, message, generation))
+        .unwrap_or_else(|| smallest(&full, (reason, message), extra, generation))
 }
 
 /// Leaves out the largest original headers until the copy fits; `None` when it would
@@ -100,8 +106,8 @@ fn without_large_headers(full: &BasicProperties, size: usize, limit: usize) -> O
 /// The smallest dead letter: identifying properties, a short reason, no original header.
 fn smallest(
     properties: &BasicProperties,
-    reason: &str,
-    message: &str,
+    (reason, message): (&str, &str),
+    extra: &[(&str, AMQPValue)],
     generation: u64,
 ) -> DeadLetter {
     let originals: Vec<ShortString> = properties
@@ -123,6 +129,9 @@ fn smallest(
         DROPPED_HEADER.into(),
         long_string(&dropped_names(&originals, SHORT_QUOTE_LIMIT)),
     );
+    for (name, value) in extra {
+        headers.insert((*name).into(), value.clone());
+    }
     let mut kept = BasicProperties::default().with_headers(headers);
     if let Some(id) = properties.message_id() {
         kept = kept.with_message_id(id.clone());
@@ -149,7 +158,7 @@ fn smallest(
 }
 
 fn is_ours(name: &str) -> bool {
-    name == ERROR_HEADER || name == GENERATION_HEADER
+    name == GENERATION_HEADER || LETTER_HEADERS.contains(&name)
 }
 
 /// The names, comma-separated, cut to `limit` bytes.
@@ -198,7 +207,13 @@ mod tests {
 
     #[test]
     fn a_dead_letter_that_fits_keeps_every_header_and_property() {
-        let letter = dead_letter_properties(with_headers(&[("a", 10)]), "not_json", "bad", 3, 8192);
+        let letter = dead_letter_properties(
+            with_headers(&[("a", 10)]),
+            ("not_json", "bad"),
+            &[],
+            3,
+            8192,
+        );
         assert_eq!(letter.dropped, 0);
         let p = &letter.properties;
         assert_eq!(header(p, "a").as_deref(), Some("vvvvvvvvvv"));
@@ -213,7 +228,7 @@ mod tests {
     #[test]
     fn the_largest_headers_are_left_out_until_the_copy_fits_and_are_named() {
         let original = with_headers(&[("big", 6000), ("bigger", 7000), ("small", 10)]);
-        let letter = dead_letter_properties(original, "headers_too_large", "why", 1, 10_000);
+        let letter = dead_letter_properties(original, ("headers_too_large", "why"), &[], 1, 10_000);
         let p = &letter.properties;
         assert!(content_header_frame_size(p) <= 10_000);
         assert_eq!(letter.dropped, 1);
@@ -234,8 +249,8 @@ mod tests {
         let message = "x".repeat(3_000_000);
         let letter = dead_letter_properties(
             BasicProperties::default(),
-            "bad_specversion",
-            &message,
+            ("bad_specversion", &message),
+            &[],
             1,
             131_072,
         );
@@ -261,8 +276,13 @@ mod tests {
             .with_app_id(short(255))
             .with_content_type(short(255));
         let message = "x".repeat(100_000);
-        let letter =
-            dead_letter_properties(original, "headers_too_large", &message, 1, MIN_FRAME_MAX);
+        let letter = dead_letter_properties(
+            original,
+            ("headers_too_large", &message),
+            &[],
+            1,
+            MIN_FRAME_MAX,
+        );
         let p = &letter.properties;
         assert!(content_header_frame_size(p) <= MIN_FRAME_MAX as usize);
         assert_eq!(p.message_id().as_ref(), Some(&short(255)));
@@ -290,7 +310,7 @@ mod tests {
                 .with_correlation_id(short(strings))
                 .with_app_id(short(strings));
             let message = "é".repeat(message_len);
-            let letter = dead_letter_properties(original, "headers_too_large", &message, 7, frame_max);
+            let letter = dead_letter_properties(original, ("headers_too_large", &message), &[], 7, frame_max);
             prop_assert!(content_header_frame_size(&letter.properties) <= frame_max as usize);
             prop_assert!(header(&letter.properties, ERROR_HEADER).is_some());
         }

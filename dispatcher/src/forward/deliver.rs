@@ -14,15 +14,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lapin::BasicProperties;
+use lapin::types::AMQPValue;
 use tracing::Instrument;
 
 use super::archive;
 use super::context::{CONFIRM_TIMEOUT, Session};
 use super::dead_letter::dead_letter_properties;
-use super::plan::{Plan, plan};
-use super::publish::{Failure, publish};
+use super::letter::{
+    ATTEMPTS_HEADER, DELIVERED_TO_HEADER, Destination, FIRST_FAILED_AT_HEADER, ROUTE_HEADER,
+    TARGET_HEADER, delivered_value,
+};
+use super::plan::{Plan, TargetCopy, plan};
+use super::publish::{Failure, Outgoing, publish};
 use super::quote::{QUOTE_LIMIT, bounded};
-use crate::routes::{Decision, Target};
+use crate::routes::Decision;
+use crate::routes::table::TargetId;
 use crate::state::Generation;
 
 /// How a delivery ended.
@@ -115,13 +121,29 @@ async fn settle_plan(session: &Session, generation: &Generation, plan: Plan, bod
         Plan::Publish {
             decision,
             properties,
-        } => forward(session, generation, &decision, properties, body).await,
+            copies,
+        } => {
+            let copies = copies.as_deref();
+            forward(session, generation, &decision, properties, copies, body).await
+        }
         Plan::DeadLetter {
             reason,
             message,
             properties,
+            route,
         } => {
-            let dead = dead_letter(session, generation, reason, &message, properties, body);
+            let mut extra = Vec::new();
+            if let Some(route) = route {
+                extra.push((ROUTE_HEADER, AMQPValue::LongString(route.as_str().into())));
+            }
+            let dead = dead_letter(
+                session,
+                generation,
+                (reason, &message),
+                extra,
+                properties,
+                body,
+            );
             Box::pin(dead).await
         }
     }
@@ -132,25 +154,57 @@ async fn forward(
     generation: &Generation,
     decision: &Decision,
     properties: BasicProperties,
+    copies: Option<&[TargetCopy]>,
     body: &[u8],
 ) -> Fate {
     let table = &generation.table;
+    let defaults = session.shared.settings.retry_policy();
+    let send = |i: usize, target: TargetId| {
+        let plain = table.target(target);
+        let copy = copies.and_then(|c| c.get(i));
+        let retry = table.route_of(decision, target).map_or(defaults, |r| {
+            table.routes()[r].retry.with_defaults(&defaults)
+        });
+        Outgoing {
+            exchange: plain.exchange(),
+            routing_key: copy
+                .and_then(|c| c.routing_key.as_deref())
+                .unwrap_or(plain.routing_key()),
+            properties: copy
+                .and_then(|c| c.properties.as_ref())
+                .unwrap_or(&properties),
+            policy: retry,
+        }
+    };
     let published = match decision.targets.as_slice() {
         [] => {
-            let unrouted = Target::Queue(table.unrouted.clone());
-            match publish(session, &[&unrouted], body, &properties).await {
+            let unrouted = [Outgoing {
+                exchange: "",
+                routing_key: &table.unrouted,
+                properties: &properties,
+                policy: defaults,
+            }];
+            match publish(session, &unrouted, body).await {
                 Ok(()) => {
                     session.shared.metrics.unrouted.inc();
                     tracing::debug!(generation = generation.number, "unrouted");
                     return Fate::Done(Outcome::Unrouted);
                 }
-                Err(failure) => Err(failure),
+                Err(failure) => Err((failure, unrouted.map(|s| Sent::of(&s)).to_vec())),
             }
         }
-        [one] => publish(session, &[table.target(*one)], body, &properties).await,
+        [one] => {
+            let sends = [send(0, *one)];
+            publish(session, &sends, body)
+                .await
+                .map_err(|f| (f, sends.iter().map(Sent::of).collect()))
+        }
         many => {
-            let targets: Vec<&Target> = many.iter().map(|&t| table.target(t)).collect();
-            publish(session, &targets, body, &properties).await
+            let sends: Vec<Outgoing<'_>> =
+                many.iter().enumerate().map(|(i, &t)| send(i, t)).collect();
+            publish(session, &sends, body)
+                .await
+                .map_err(|f| (f, sends.iter().map(Sent::of).collect()))
         }
     };
     match published {
@@ -169,49 +223,113 @@ async fn forward(
             );
             Fate::Done(Outcome::Forwarded)
         }
-        Err(failure) => Box::pin(failed(session, generation, failure, properties, body)).await,
+        Err((failure, sent)) => {
+            let failed = Box::pin(failed(
+                session, generation, decision, failure, &sent, properties, body,
+            ));
+            failed.await
+        }
     }
 }
 
-/// A refused publish: dead-letter the event; a lost connection: end the session.
+/// Where one send went, kept for the dead letter of a refused fan-out.
+#[derive(Clone)]
+struct Sent {
+    /// The target in its header form.
+    text: String,
+    /// The target as log lines and reasons show it.
+    shown: String,
+}
+
+impl Sent {
+    fn of(send: &Outgoing<'_>) -> Self {
+        let shown = if send.exchange.is_empty() {
+            send.routing_key.to_owned()
+        } else {
+            format!("exchange {} (key {:?})", send.exchange, send.routing_key)
+        };
+        Self {
+            text: Destination::text(send.exchange, send.routing_key),
+            shown,
+        }
+    }
+}
+
+/// A refused publish: dead-letter the event, saying where it did and did not go; a lost
+/// connection: end the session.
 async fn failed(
     session: &Session,
     generation: &Generation,
+    decision: &Decision,
     failure: Failure,
+    sent: &[Sent],
     properties: BasicProperties,
     body: &[u8],
 ) -> Fate {
-    match failure {
-        Failure::Lost(error) => Fate::Lost(error),
-        Failure::Refused { target, error } => {
-            let message = format!("publishing to {target} failed: {error}");
-            Box::pin(dead_letter(
-                session,
-                generation,
-                error.reason(),
-                &message,
-                properties,
-                body,
-            ))
-            .await
-        }
+    let refused = match failure {
+        Failure::Lost(error) => return Fate::Lost(error),
+        Failure::Refused(refused) => refused,
+    };
+    let table = &generation.table;
+    let target = sent.get(refused.index).map_or("", |s| s.text.as_str());
+    let shown = sent.get(refused.index).map_or("", |s| s.shown.as_str());
+    let message = format!(
+        "publishing to {shown} failed after {} attempt{}: {}",
+        refused.attempts,
+        if refused.attempts == 1 { "" } else { "s" },
+        refused.error
+    );
+    let delivered: Vec<String> = refused
+        .delivered
+        .iter()
+        .filter_map(|&i| sent.get(i).map(|s| s.text.clone()))
+        .collect();
+    let mut extra = vec![
+        (TARGET_HEADER, AMQPValue::LongString(target.into())),
+        (
+            ATTEMPTS_HEADER,
+            AMQPValue::LongLongInt(i64::from(refused.attempts)),
+        ),
+        (
+            FIRST_FAILED_AT_HEADER,
+            AMQPValue::LongString(refused.first_failed_at.to_rfc3339().into()),
+        ),
+        (DELIVERED_TO_HEADER, delivered_value(&delivered)),
+    ];
+    let route = decision
+        .targets
+        .get(refused.index)
+        .and_then(|&t| table.route_of(decision, t));
+    if let Some(route) = route {
+        let name = table.routes()[route].name.as_str();
+        extra.push((ROUTE_HEADER, AMQPValue::LongString(name.into())));
     }
+    let reason = refused.error.reason();
+    Box::pin(dead_letter(
+        session,
+        generation,
+        (reason, &message),
+        extra,
+        properties,
+        body,
+    ))
+    .await
 }
 
 /// Sends the original message to `dead_letter` with the reason in a header.
 async fn dead_letter(
     session: &Session,
     generation: &Generation,
-    reason: &'static str,
-    message: &str,
+    (reason, message): (&'static str, &str),
+    extra: Vec<(&'static str, AMQPValue)>,
     properties: BasicProperties,
     body: &[u8],
 ) -> Fate {
     let event_id = properties.message_id().as_ref().map(|id| id.to_string());
     let letter = dead_letter_properties(
         properties,
-        reason,
-        message,
+        (reason, message),
+        &extra,
         generation.number,
         session.frame_max,
     );
@@ -223,16 +341,22 @@ async fn dead_letter(
         "event dead-lettered"
     );
     let properties = letter.properties;
-    let target = Target::Queue(generation.table.dead_letter.clone());
-    let targets = [&target];
-    let published = publish(session, &targets, body, &properties);
+    let sends = [Outgoing {
+        exchange: "",
+        routing_key: &generation.table.dead_letter,
+        properties: &properties,
+        policy: session.shared.settings.retry_policy(),
+    }];
+    let published = publish(session, &sends, body);
     match tokio::time::timeout(CONFIRM_TIMEOUT, published).await {
         Err(_) => Fate::Lost(anyhow::anyhow!(
             "no publisher confirm within {CONFIRM_TIMEOUT:?}"
         )),
         Ok(Ok(())) => Fate::Done(Outcome::DeadLettered(reason)),
         Ok(Err(Failure::Lost(error))) => Fate::Lost(error),
-        Ok(Err(Failure::Refused { target, error })) => {
+        Ok(Err(Failure::Refused(refused))) => {
+            let error = refused.error;
+            let target = &generation.table.dead_letter;
             tracing::error!(%target, %error, "dead-letter publish refused; the event is requeued");
             session.shared.metrics.requeued.inc();
             Fate::Requeue

@@ -14,6 +14,7 @@ pub mod context;
 mod dead_letter;
 pub mod deliver;
 mod failures;
+pub mod letter;
 pub mod ordered;
 mod plan;
 mod publish;

@@ -15,6 +15,7 @@ use super::context::{GENERATION_HEADER, ROUTES_HEADER, generation_value, headers
 use super::quote::{QUOTE_LIMIT, bounded};
 use crate::routes::Decision;
 use crate::routes::event::Incoming;
+use crate::routes::shape::{Shaped, TEMPLATE_FIELD_MISSING};
 use crate::state::Generation;
 
 /// What was decided for a delivery when it arrived.
@@ -24,13 +25,25 @@ pub(super) enum Plan {
     Publish {
         decision: Arc<Decision>,
         properties: BasicProperties,
+        /// Per target of the decision, when its routes shape what is sent.
+        copies: Option<Box<[TargetCopy]>>,
     },
     /// The event cannot be read, or cannot be forwarded as it is: dead-letter it.
     DeadLetter {
         reason: &'static str,
         message: String,
         properties: BasicProperties,
+        /// The route at fault, if one is.
+        route: Option<String>,
     },
+}
+
+/// How one target's copy differs from the plain forwarded one.
+pub(super) struct TargetCopy {
+    /// The rendered routing key, when the target's is a template.
+    pub routing_key: Option<String>,
+    /// The properties with the routes' headers, when they add some.
+    pub properties: Option<BasicProperties>,
 }
 
 /// Reason code of an event whose forwarded copy would not fit the connection's frame.
@@ -44,26 +57,54 @@ pub(super) fn plan(
     body: &[u8],
     frame_max: u32,
 ) -> (Plan, Span) {
+    let table = &generation.table;
     let routed = Incoming::read(&properties, body).and_then(|incoming| {
         let span = span_for(&properties, &incoming.event_type);
         let _entered = span.enter();
-        let decision = generation
-            .table
-            .route(&incoming.event_type, || incoming.doc.read())?;
+        let routed = if table.has_shaping() {
+            // The event is read before routing (no parse: the type's pass already
+            // split it), so that templates render from the same reading.
+            let event = incoming.doc.read()?;
+            let decision = table.route(&incoming.event_type, || {
+                Ok::<_, events::EnvelopeError>(event.clone())
+            })?;
+            let shaped = table
+                .shapes(&decision)
+                .then(|| table.shape(&decision, &event));
+            (decision, shaped)
+        } else {
+            let decision = table.route(&incoming.event_type, || incoming.doc.read())?;
+            (decision, None)
+        };
         drop(_entered);
-        Ok((decision, span))
+        Ok((routed, span))
     });
     match routed {
-        Ok((decision, span)) => (
-            fitted(generation.number, decision, properties, frame_max),
-            span,
-        ),
+        Ok(((decision, shaped), span)) => {
+            let shaped = match shaped.transpose() {
+                Ok(shaped) => shaped,
+                Err(error) => {
+                    let plan = Plan::DeadLetter {
+                        reason: TEMPLATE_FIELD_MISSING,
+                        message: error.to_string(),
+                        properties,
+                        route: Some(error.route),
+                    };
+                    return (plan, span);
+                }
+            };
+            (
+                fitted(generation.number, decision, properties, frame_max, shaped),
+                span,
+            )
+        }
         Err(error) => {
             let span = span_for(&properties, "");
             let plan = Plan::DeadLetter {
                 reason: error.reason(),
                 message: error.to_string(),
                 properties,
+                route: None,
             };
             (plan, span)
         }
@@ -77,17 +118,36 @@ fn fitted(
     decision: Arc<Decision>,
     properties: BasicProperties,
     frame_max: u32,
+    shaped: Option<Vec<Shaped>>,
 ) -> Plan {
     let previous = properties
         .headers()
         .as_ref()
         .and_then(|h| h.inner().get(ROUTES_HEADER).cloned());
     let properties = with_dispatch_headers(properties, generation, &decision);
-    let size = content_header_frame_size(&properties);
+    let copies: Option<Box<[TargetCopy]>> = shaped.map(|shaped| {
+        shaped
+            .into_iter()
+            .map(|one| TargetCopy {
+                routing_key: one.routing_key,
+                properties: (!one.headers.is_empty())
+                    .then(|| with_route_headers(&properties, &one.headers)),
+            })
+            .collect()
+    });
+    let size = copies
+        .iter()
+        .flatten()
+        .filter_map(|c| c.properties.as_ref())
+        .chain([&properties])
+        .map(content_header_frame_size)
+        .max()
+        .unwrap_or(0);
     if size <= usize::try_from(frame_max).unwrap_or(usize::MAX) {
         return Plan::Publish {
             decision,
             properties,
+            copies,
         };
     }
     Plan::DeadLetter {
@@ -96,7 +156,24 @@ fn fitted(
             "the forwarded copy's content header frame would be {size} bytes, over the connection's frame_max of {frame_max} bytes"
         ),
         properties: restore_routes_header(properties, previous),
+        route: None,
     }
+}
+
+/// The forwarded properties plus a route's `headers` (a route's value wins over the
+/// event's header of the same name; the event's other headers are kept).
+fn with_route_headers(
+    properties: &BasicProperties,
+    headers: &[(String, String)],
+) -> BasicProperties {
+    let mut table = headers_of(properties);
+    for (name, value) in headers {
+        table.insert(
+            ShortString::from(name.as_str()),
+            AMQPValue::LongString(value.as_str().into()),
+        );
+    }
+    properties.clone().with_headers(table)
 }
 
 /// The `forward` span (only when debug logging is on: building it costs).

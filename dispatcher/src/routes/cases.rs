@@ -71,7 +71,7 @@ fn check(table: &RoutingTable, test: &TestSpec) -> Result<(), Failure> {
     }
     let shown = Value::Object(attributes.clone()).to_string();
     let doc = EventDoc::from_json(attributes, None).with_properties(&properties);
-    let outcome = route(table, &event_type, doc);
+    let outcome = route(table, &event_type, doc, &shown).map_err(at_event)?;
     let fail = |span: Range<usize>, m: String| (span, format!("event {shown}: {m}"));
     if let Some(expect) = &test.expect {
         expect_exactly(expect, &outcome).map_err(|m| fail(expect.span(), m))?;
@@ -106,11 +106,19 @@ fn check(table: &RoutingTable, test: &TestSpec) -> Result<(), Failure> {
     Ok(())
 }
 
-fn route(table: &RoutingTable, event_type: &str, doc: EventDoc<'_>) -> Outcome {
-    let decision = match table.route(event_type, || Ok::<_, Infallible>(doc)) {
+/// Routes the event as the dispatcher would; refuses it when a template of a target it
+/// reaches lacks a field (the dispatcher would dead-letter it).
+fn route(
+    table: &RoutingTable,
+    event_type: &str,
+    doc: EventDoc<'_>,
+    shown: &str,
+) -> Result<Outcome, String> {
+    let decision = match table.route(event_type, || Ok::<_, Infallible>(doc.clone())) {
         Ok(decision) => decision,
         Err(never) => match never {},
     };
+    super::shape::check_case(table, &decision, &doc, shown)?;
     let mut targets: Vec<Target> = decision
         .targets
         .iter()
@@ -120,7 +128,7 @@ fn route(table: &RoutingTable, event_type: &str, doc: EventDoc<'_>) -> Outcome {
         targets.push(Target::Queue(table.unrouted.clone()));
     }
     targets.sort();
-    Outcome {
+    Ok(Outcome {
         targets,
         routes: decision
             .route_names
@@ -128,7 +136,7 @@ fn route(table: &RoutingTable, event_type: &str, doc: EventDoc<'_>) -> Outcome {
             .filter(|n| !n.is_empty())
             .map(str::to_owned)
             .collect(),
-    }
+    })
 }
 
 fn expect_exactly(

@@ -13,7 +13,9 @@ use super::condition::{Condition, read_where};
 use super::error::{Problem, line_column};
 use super::file::{RouteSpec, RoutesFile, TargetSpec};
 use super::pattern::{self, EventMatcher};
+use super::shape;
 use super::table::{Decision, Route, RouteId, RoutingTable, Target, TargetId, TypeEntry};
+use super::template::Template;
 use super::trie::TopicTrie;
 
 /// Longest queue or exchange name AMQP 0-9-1 allows (a short string).
@@ -45,6 +47,7 @@ pub fn compile(file: &RoutesFile, text: &str) -> Result<RoutingTable, Vec<Proble
         text,
         source,
         targets: Vec::new(),
+        keys: Vec::new(),
         target_ids: HashMap::new(),
         names: HashMap::new(),
         problems,
@@ -69,6 +72,9 @@ pub fn compile(file: &RoutesFile, text: &str) -> Result<RoutingTable, Vec<Proble
         builder.targets,
     );
     table.archive = archive;
+    table.shaping = builder.keys.iter().any(Option::is_some)
+        || table.routes.iter().any(|r| !r.headers.is_empty());
+    table.keys = builder.keys;
     Ok(table)
 }
 
@@ -76,6 +82,8 @@ struct Builder<'t> {
     text: &'t str,
     source: String,
     targets: Vec<Target>,
+    /// Per target: its routing key's template, when it has fields.
+    keys: Vec<Option<Template>>,
     target_ids: HashMap<Target, TargetId>,
     names: HashMap<String, Range<usize>>,
     problems: Vec<Problem>,
@@ -102,6 +110,8 @@ impl Builder<'_> {
             .collect();
         let conditions = self.conditions(spec);
         let targets = self.targets(&name, &spec.to);
+        let headers = shape::headers(&name, spec.headers.as_ref(), self.text, &mut self.problems);
+        let retry = shape::retry(spec.retry.as_ref(), &mut self.problems);
         (self.problems.len() == before).then(|| Route {
             name,
             events: events.into_iter().map(|(text, _)| text).collect(),
@@ -109,6 +119,8 @@ impl Builder<'_> {
             conditions,
             targets,
             is_final: spec.is_final,
+            headers,
+            retry,
         })
     }
 
@@ -163,10 +175,18 @@ impl Builder<'_> {
             let Some(target) = self.target(spec) else {
                 continue;
             };
+            let key = match shape::routing_key(&target, spec.span(), self.text) {
+                Ok(key) => key,
+                Err(problem) => {
+                    self.problems.push(problem);
+                    continue;
+                }
+            };
             let next = self.targets.len();
             let id = *self.target_ids.entry(target.clone()).or_insert(next);
             if id == next {
                 self.targets.push(target);
+                self.keys.push(key);
             }
             if !ids.contains(&id) {
                 ids.push(id);
@@ -269,6 +289,8 @@ fn index(
         pattern_routes,
         unrouted_decision: Arc::new(Decision::default()),
         archive: None,
+        keys: Vec::new(),
+        shaping: false,
     };
     let mut scratch = Vec::new();
     for (ty, mut candidates) in exact_routes {

@@ -12,6 +12,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::condition::node::Node;
 use super::error::Problem;
+use super::retry::RetryFile;
 
 /// The whole file, as written (nothing checked beyond the shape).
 #[derive(Debug, Default)]
@@ -61,6 +62,12 @@ pub struct RouteSpec {
     /// Stop evaluating later routes when this one matched.
     #[serde(rename = "final", default)]
     pub is_final: bool,
+    /// Headers added to what this route sends: name to template.
+    #[serde(default)]
+    pub headers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    /// How a refused publish to this route's targets is retried.
+    #[serde(default)]
+    pub retry: Option<Spanned<RetryFile>>,
 }
 
 /// One `[[test]]` as written.

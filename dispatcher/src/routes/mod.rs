@@ -12,7 +12,10 @@ pub mod explain;
 pub mod file;
 mod members;
 pub mod pattern;
+pub mod retry;
+pub mod shape;
 pub mod table;
+pub mod template;
 pub mod trie;
 
 pub use archive::Archive;

@@ -14,6 +14,8 @@ use serde::Serialize;
 use super::condition::Condition;
 use super::event::EventDoc;
 use super::pattern::EventMatcher;
+use super::retry::Retry;
+use super::template::Template;
 use super::trie::TopicTrie;
 
 /// Index of a route in [`RoutingTable::routes`].
@@ -79,6 +81,10 @@ pub struct Route {
     pub targets: Vec<TargetId>,
     /// Stop evaluating later routes when this one matched.
     pub is_final: bool,
+    /// Headers added to what it sends (name, value template), in name order.
+    pub headers: Vec<(String, Template)>,
+    /// How a refused publish to its targets is retried (the command line fills gaps).
+    pub retry: Retry,
 }
 
 /// Where one event goes: the routes that matched and the union of their targets.
@@ -120,6 +126,10 @@ pub struct RoutingTable {
     pub(super) unrouted_decision: Arc<Decision>,
     /// The stream every consumed event is appended to, when `[archive]` is set.
     pub archive: Option<super::archive::Archive>,
+    /// Per target: the template of its routing key, when it has fields.
+    pub(super) keys: Vec<Option<Template>>,
+    /// Whether any target's key is a template or any route has `headers`.
+    pub(super) shaping: bool,
 }
 
 impl RoutingTable {

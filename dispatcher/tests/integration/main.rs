@@ -17,6 +17,7 @@ mod forward;
 mod hostile;
 mod ordered;
 mod reading;
+mod redrive;
 mod reload;
 mod shutdown;
 mod tap;
