@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_docs;
 mod config_files;
 mod dashboard;
 mod examples;
