@@ -174,6 +174,11 @@ impl Service {
             .map(|_| ())
     }
 
+    /// How it is started.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
     /// The HTTP address it bound.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -47,6 +47,10 @@ pub enum Fault {
     ClusterLeaderDown,
     /// Three-node cluster: `kill -9` of the consume connection's node, then a restart.
     ClusterNodeKill,
+    /// Three-node cluster, two competing dispatcher replicas: `kill -9` of one of them.
+    ReplicaKilled,
+    /// Three-node cluster, two replicas in ordered mode: `kill -9` of the active one.
+    OrderedFailover,
 }
 
 impl Fault {
@@ -70,6 +74,8 @@ impl Fault {
             Self::ClusterNodeDown => "cluster-node-down".into(),
             Self::ClusterLeaderDown => "cluster-leader-down".into(),
             Self::ClusterNodeKill => "cluster-node-kill".into(),
+            Self::ReplicaKilled => "replica-killed".into(),
+            Self::OrderedFailover => "ordered-failover".into(),
         }
     }
 }
@@ -127,7 +133,9 @@ pub async fn inject(
         | Fault::HostileInput
         | Fault::ClusterNodeDown
         | Fault::ClusterLeaderDown
-        | Fault::ClusterNodeKill => Ok(String::new()),
+        | Fault::ClusterNodeKill
+        | Fault::ReplicaKilled
+        | Fault::OrderedFailover => Ok(String::new()),
     }
 }
 

@@ -4,12 +4,16 @@
 
 mod bad_input;
 mod cluster;
+mod flow;
 mod hostile;
 mod hostile_messages;
 mod hostile_report;
 mod hostile_watch;
 mod inject;
+mod placement;
 mod reload;
+mod replicas;
+mod sequence;
 
 use std::time::Duration;
 
@@ -21,6 +25,7 @@ use crate::system::{Options, System};
 
 use cluster::NodeLoss;
 pub use inject::Fault;
+use replicas::ReplicaLoss;
 
 /// One scenario's row in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -61,7 +66,7 @@ pub struct Scale {
     pub long_outage: bool,
     /// Messages of 20 MiB in the hostile-input scenario.
     pub hostile_large: usize,
-    /// Whether to run the cluster scenarios (each starts a three-node cluster).
+    /// Whether to run the cluster and replica scenarios (each starts a three-node cluster).
     pub cluster: bool,
 }
 
@@ -121,6 +126,8 @@ pub fn scenarios(scale: Scale) -> Vec<Fault> {
             Fault::ClusterNodeDown,
             Fault::ClusterLeaderDown,
             Fault::ClusterNodeKill,
+            Fault::ReplicaKilled,
+            Fault::OrderedFailover,
         ]);
     }
     all
@@ -140,6 +147,12 @@ pub async fn run(broker: &PrivateBroker, fault: Fault, scale: Scale) -> anyhow::
         }
         Fault::ClusterNodeKill => {
             return cluster::node_loss(fault.name(), NodeLoss::ConsumeNodeKill, scale).await;
+        }
+        Fault::ReplicaKilled => {
+            return replicas::replica_loss(fault.name(), ReplicaLoss::Competing, scale).await;
+        }
+        Fault::OrderedFailover => {
+            return replicas::replica_loss(fault.name(), ReplicaLoss::Ordered, scale).await;
         }
         _ => {}
     }
