@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             continue;
         }
         println!("--- {name}");
+        let started = std::time::Instant::now();
         let row = match faults::run(&broker, fault, scale).await {
             Ok(row) => row,
             Err(error) => Row {
@@ -56,8 +57,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             },
         };
         println!(
-            "    sent {} lost {} duplicates {} serving {} — {}",
-            row.sent, row.lost, row.duplicates, row.serving, row.notes
+            "    sent {} lost {} duplicates {} serving {} — {} (scenario took {:.0}s)",
+            row.sent,
+            row.lost,
+            row.duplicates,
+            row.serving,
+            row.notes,
+            started.elapsed().as_secs_f64()
         );
         rows.push(row);
     }

@@ -191,7 +191,7 @@ fn close_dispatcher_connection(broker: &PrivateBroker, role: &str) -> anyhow::Re
 
 /// The `connection_name` client property in a `list_connections` line
 /// (`{"connection_name","dispatcher consume …"}`).
-fn connection_name(line: &str) -> Option<String> {
+pub(super) fn connection_name(line: &str) -> Option<String> {
     let key = "\"connection_name\",\"";
     let start = line.find(key)? + key.len();
     let rest = &line[start..];

@@ -14,6 +14,7 @@ use events::QueueType;
 use events::amqp::declare_queue;
 
 use super::cluster::NodeLoss;
+use super::inject::connection_name;
 use crate::broker::PrivateBroker;
 use crate::cluster::Cluster;
 
@@ -118,9 +119,7 @@ fn connection_node(cluster: &Cluster, role: &str) -> anyhow::Result<usize> {
         "--no-table-headers",
         "--quiet",
     ])?;
-    let line = listing
-        .lines()
-        .find(|l| l.contains("dispatcher") && l.contains(role))
+    let line = dispatcher_connection(&listing, role)
         .with_context(|| format!("no dispatcher {role} connection in {listing:?}"))?;
     let port = node_port(line).with_context(|| format!("no node port in {line:?}"))?;
     cluster
@@ -128,6 +127,16 @@ fn connection_node(cluster: &Cluster, role: &str) -> anyhow::Result<usize> {
         .iter()
         .position(|n| n.port() == port)
         .with_context(|| format!("no node listens on port {port} of {line:?}"))
+}
+
+/// The `list_connections` line of the dispatcher connection named `dispatcher-… <role>`.
+/// Matched on the `connection_name` property alone: the rest of the line holds the
+/// client's capabilities, where `consumer_cancel_notify` would match `consume`.
+fn dispatcher_connection<'a>(listing: &'a str, role: &str) -> Option<&'a str> {
+    listing.lines().find(|line| {
+        connection_name(line)
+            .is_some_and(|name| name.starts_with("dispatcher") && name.ends_with(role))
+    })
 }
 
 /// The node's port in a `list_connections` line whose first column is the connection's
@@ -216,6 +225,21 @@ mod tests {
             "127.0.0.1:51234 -> 127.0.0.1:25673\t[{\"connection_name\",\"dispatcher-1 consume\"}]";
         assert_eq!(node_port(line), Some(25673));
         assert_eq!(node_port("garbage"), None);
+    }
+
+    #[test]
+    fn a_connection_is_found_by_its_name_not_by_the_capabilities_beside_it() {
+        let caps = "{\"capabilities\",[{\"consumer_cancel_notify\",true}]}";
+        let listing = format!(
+            "127.0.0.1:1 -> 127.0.0.1:25673\t[{caps},{{\"connection_name\",\"dispatcher-9-1 publish\"}}]\n\
+             127.0.0.1:2 -> 127.0.0.1:25672\t[{caps},{{\"connection_name\",\"order-service q.order\"}}]\n\
+             127.0.0.1:3 -> 127.0.0.1:25674\t[{caps},{{\"connection_name\",\"dispatcher-9-1 consume\"}}]\n"
+        );
+        let consume = dispatcher_connection(&listing, "consume").unwrap();
+        let publish = dispatcher_connection(&listing, "publish").unwrap();
+        assert_eq!(node_port(consume), Some(25674));
+        assert_eq!(node_port(publish), Some(25673));
+        assert_eq!(dispatcher_connection(&listing, "outbox"), None);
     }
 
     #[test]
