@@ -12,7 +12,7 @@ use e2e::faults::{self, Row, Scale};
 #[derive(Debug, Parser)]
 #[command(about = "Fault suite: broker loss, killed processes, bad input, reload storms")]
 struct Args {
-    /// CI-sized: fewer events, no 30 s outage.
+    /// CI-sized: fewer events, no 30 s outage, one cluster scenario.
     #[arg(long)]
     quick: bool,
     /// Only scenarios whose name contains one of these.
