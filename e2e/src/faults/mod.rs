@@ -196,3 +196,40 @@ pub async fn run(broker: &PrivateBroker, fault: Fault, scale: Scale) -> anyhow::
         notes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER: [&str; 5] = [
+        "cluster-node-down",
+        "cluster-leader-down",
+        "cluster-node-kill",
+        "replica-killed",
+        "ordered-failover",
+    ];
+
+    fn cluster_names(scale: Scale) -> Vec<String> {
+        scenarios(scale)
+            .into_iter()
+            .map(Fault::name)
+            .filter(|name| CLUSTER.contains(&name.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_full_suite_runs_every_cluster_scenario_and_quick_runs_ordered_failover_alone() {
+        assert_eq!(cluster_names(Scale::full()), CLUSTER);
+        assert_eq!(cluster_names(Scale::quick()), ["ordered-failover"]);
+    }
+
+    #[test]
+    fn scenario_names_are_unique() {
+        let names: Vec<String> = scenarios(Scale::full())
+            .into_iter()
+            .map(Fault::name)
+            .collect();
+        let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
+}
