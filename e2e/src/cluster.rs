@@ -110,6 +110,18 @@ impl Cluster {
             .join(",")
     }
 
+    /// An `AMQP_URL` listing the nodes in the given order (indices into
+    /// [`Cluster::nodes`]): a client tries the first one first. Indices out of range are
+    /// skipped.
+    pub fn url_in(&self, order: &[usize]) -> String {
+        order
+            .iter()
+            .filter_map(|&index| self.nodes.get(index))
+            .map(PrivateBroker::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// [`Cluster::url`] as endpoints to connect with.
     pub fn endpoints(&self) -> Endpoints {
         Endpoints::from(self.url())

@@ -119,7 +119,7 @@ impl Service {
             addr: None,
         };
         service.spawn()?;
-        service.wait_for_addr(Duration::from_secs(60)).await?;
+        service.wait_for_addr(0, Duration::from_secs(60)).await?;
         Ok(service)
     }
 
@@ -168,10 +168,18 @@ impl Service {
     /// Starts it again with the same spec (after a stop or a kill); the address may change.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await?;
+        // Counted before the spawn: on a busy machine the new process may print its
+        // address before this task runs again.
+        let earlier = self.logs().len();
         self.spawn()?;
-        self.wait_for_addr(Duration::from_secs(60))
+        self.wait_for_addr(earlier, Duration::from_secs(60))
             .await
             .map(|_| ())
+    }
+
+    /// How it is started.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     /// The HTTP address it bound.
@@ -244,9 +252,13 @@ impl Service {
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
-    async fn wait_for_addr(&mut self, timeout: Duration) -> anyhow::Result<SocketAddr> {
+    /// Waits for a "listening on" line among the lines after the first `already`.
+    async fn wait_for_addr(
+        &mut self,
+        already: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<SocketAddr> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let already = self.logs().len();
         loop {
             let found = self
                 .logs()

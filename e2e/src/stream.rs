@@ -121,6 +121,8 @@ pub struct Tally {
     pub duplicates: usize,
     /// The first missing ids, for the report.
     pub missing: Vec<i64>,
+    /// Every id read from the tap, in the tap's order (repeats included).
+    pub arrivals: Vec<i64>,
 }
 
 /// Drains the tap and checks snapshots until every id arrived or `timeout` passes.
@@ -134,6 +136,7 @@ pub async fn tally(
             .await?;
     let channel = connection.create_channel().await?;
     let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut arrivals = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut unconfirmed: BTreeSet<i64> = ids.clone();
     loop {
@@ -152,6 +155,7 @@ pub async fn tally(
             let event: Value = serde_json::from_slice(&message.delivery.data).unwrap_or_default();
             if let Some(id) = event["data"]["id"].as_i64() {
                 *seen.entry(id).or_default() += 1;
+                arrivals.push(id);
             }
         }
         let mut still = BTreeSet::new();
@@ -173,5 +177,6 @@ pub async fn tally(
         lost: unconfirmed.len(),
         duplicates: seen.values().map(|n| n - 1).sum(),
         missing: unconfirmed.into_iter().take(10).collect(),
+        arrivals,
     })
 }

@@ -86,6 +86,13 @@ pub struct Options {
     pub ca_file: Option<PathBuf>,
     /// `AMQP_CLIENT_CERT` and `AMQP_CLIENT_KEY` for every service and test client.
     pub client: Option<Identity>,
+    /// The dispatcher's own `AMQP_URL`, when it differs from `amqp_url` (a cluster's
+    /// nodes in another order, so that it connects to a chosen node first).
+    pub dispatcher_amqp_url: Option<String>,
+    /// `DISPATCH_ORDERED=true` for the dispatcher and every replica started later.
+    pub ordered: bool,
+    /// The queue names to use (default: fresh unique ones).
+    pub queues: Option<Queues>,
 }
 
 impl Default for Options {
@@ -97,6 +104,9 @@ impl Default for Options {
             poll_interval: None,
             ca_file: None,
             client: None,
+            dispatcher_amqp_url: None,
+            ordered: false,
+            queues: None,
         }
     }
 }
@@ -163,12 +173,17 @@ impl System {
     /// Starts dispatcher, user-service and (unless told not to) order-service.
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let queues = Queues::unique();
+        let queues = options.queues.clone().unwrap_or_else(Queues::unique);
         let routes = dir.path().join("routes.toml");
         std::fs::write(&routes, queues.routes_toml(""))?;
         let mut dispatcher_spec = common(Spec::new("dispatcher"), &options)
             .env("ROUTES_FILE", routes.display().to_string())
-            .env("DISPATCHER_ADDR", local_addr()?);
+            .env("DISPATCHER_ADDR", local_addr()?)
+            .env("DISPATCH_ORDERED", options.ordered.to_string());
+        if let Some(url) = &options.dispatcher_amqp_url {
+            // Later entries win when the process is spawned.
+            dispatcher_spec = dispatcher_spec.env("AMQP_URL", url);
+        }
         if let Some(interval) = &options.poll_interval {
             dispatcher_spec = dispatcher_spec.env("ROUTES_POLL_INTERVAL", interval);
         }
@@ -217,6 +232,22 @@ impl System {
         self.wait_ready(&orders.url("/readyz")).await?;
         self.orders = Some(orders);
         Ok(())
+    }
+
+    /// Starts one more dispatcher with the first one's settings (same routes file, same
+    /// broker URL, same mode) on a fresh address, and waits until it is ready: a replica
+    /// competing for the source queue, or a standby in ordered mode.
+    pub async fn start_dispatcher_replica(&self) -> anyhow::Result<Service> {
+        let spec = self
+            .dispatcher
+            .spec()
+            .clone()
+            .env("DISPATCHER_ADDR", local_addr()?);
+        let replica = Service::start(spec)
+            .await
+            .context("starting a dispatcher replica")?;
+        self.wait_ready(&replica.url("/readyz")).await?;
+        Ok(replica)
     }
 
     /// Endpoints for a test client of the system's broker (its TLS files included).

@@ -6,7 +6,7 @@ use crate::workspace::{cargo, root, run as step, target_dir};
 /// Options of `cargo xtask faults`.
 #[derive(Debug, clap::Args)]
 pub struct FaultsArgs {
-    /// CI-sized: fewer events, no 30 s broker outage.
+    /// CI-sized: fewer events, no 30 s broker outage, one cluster scenario.
     #[arg(long)]
     pub quick: bool,
     /// Passed to the suite (e.g. `--only kill,broker`).

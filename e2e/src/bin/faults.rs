@@ -12,7 +12,7 @@ use e2e::faults::{self, Row, Scale};
 #[derive(Debug, Parser)]
 #[command(about = "Fault suite: broker loss, killed processes, bad input, reload storms")]
 struct Args {
-    /// CI-sized: fewer events, no 30 s outage.
+    /// CI-sized: fewer events, no 30 s outage, one cluster scenario.
     #[arg(long)]
     quick: bool,
     /// Only scenarios whose name contains one of these.
@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             continue;
         }
         println!("--- {name}");
+        let started = std::time::Instant::now();
         let row = match faults::run(&broker, fault, scale).await {
             Ok(row) => row,
             Err(error) => Row {
@@ -56,8 +57,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             },
         };
         println!(
-            "    sent {} lost {} duplicates {} serving {} — {}",
-            row.sent, row.lost, row.duplicates, row.serving, row.notes
+            "    sent {} lost {} duplicates {} serving {} — {} (scenario took {:.0}s)",
+            row.sent,
+            row.lost,
+            row.duplicates,
+            row.serving,
+            row.notes,
+            started.elapsed().as_secs_f64()
         );
         rows.push(row);
     }

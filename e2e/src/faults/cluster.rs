@@ -1,6 +1,8 @@
 //! Cluster scenarios: the system runs on a three-node cluster with `AMQP_URL` listing
 //! every node, and one node is lost under load (stopped, or its Erlang VM killed -9).
-//! Counted like the other scenarios, plus the time until events flow again.
+//! Counted like the other scenarios, plus the time until events flow again. Each
+//! scenario places the dispatch queue's leader and the dispatcher's connections on known
+//! nodes ([`super::placement`]), checks where they are before the loss, and reports it.
 
 use std::time::Duration;
 
@@ -9,12 +11,13 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
+use super::flow::published;
+use super::placement::{DISPATCHER_ORDER, LEADER, Layout, OTHERS_ORDER, declare_through};
 use super::{Row, Scale, inject};
-use crate::broker::PrivateBroker;
 use crate::cluster::Cluster;
 use crate::node_config::NodeOptions;
 use crate::stream::{Producer, tally};
-use crate::system::{Options, System};
+use crate::system::{Options, Queues, System};
 
 /// Which node is lost, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +49,13 @@ async fn run_on(
     loss: NodeLoss,
     scale: Scale,
 ) -> anyhow::Result<Row> {
+    let queues = Queues::unique();
+    let queue_type = events::testing::queue_type();
+    declare_through(&cluster.nodes()[LEADER], &queues.dispatch, queue_type).await?;
     let options = Options {
-        amqp_url: cluster.url(),
+        amqp_url: cluster.url_in(&OTHERS_ORDER),
+        dispatcher_amqp_url: Some(cluster.url_in(&DISPATCHER_ORDER)),
+        queues: Some(queues),
         rust_log: "info".to_owned(),
         with_orders: true,
         poll_interval: None,
@@ -56,18 +64,10 @@ async fn run_on(
     let system = System::start(options).await?;
     let producer = Producer::start(system.http.clone(), system.users.url(""), scale.rate);
     tokio::time::sleep(scale.load).await;
-    let (index, why) = match loss {
-        NodeLoss::LeaderDown => (
-            leader_node(cluster, &system.queues.dispatch)?,
-            "the dispatch queue's leader",
-        ),
-        NodeLoss::ConsumeNodeDown | NodeLoss::ConsumeNodeKill => (
-            consume_node(cluster)?,
-            "the dispatcher's consume connection",
-        ),
-    };
+    let layout = Layout::observe(cluster, &system.queues.dispatch)?;
+    let index = layout.lost_node(loss);
     let node = &cluster.nodes()[index];
-    let before = published(&system).await;
+    let before = published(&system.http, &system.dispatcher).await;
     let lost_at = Instant::now();
     let how = match loss {
         NodeLoss::ConsumeNodeKill => {
@@ -91,7 +91,8 @@ async fn run_on(
     let result = tally(&system, &ids, Duration::from_secs(120)).await?;
     let serving = inject::all_serving(&system).await;
     let mut notes = format!(
-        "node {} ({why}) {how} for {}s under load, then brought back; events flowed again {}",
+        "{}; node {} {how} for {}s under load, then brought back; events flowed again {}",
+        layout.describe(),
         index + 1,
         OUTAGE.as_secs(),
         flowing.map_or_else(
@@ -99,6 +100,9 @@ async fn run_on(
             |d| format!("after {:.1}s", d.as_secs_f64())
         )
     );
+    if let Some(problem) = layout.problem(loss) {
+        notes.push_str(&format!("; FAILED: {problem}"));
+    }
     if !result.missing.is_empty() {
         notes.push_str(&format!("; missing ids {:?}", result.missing));
     }
@@ -119,74 +123,6 @@ async fn run_on(
     })
 }
 
-/// The index of the node whose AMQP port the dispatcher's consume connection uses
-/// (a connection's name is `<peer host>:<peer port> -> <host>:<node port>`).
-fn consume_node(cluster: &Cluster) -> anyhow::Result<usize> {
-    let first = cluster.nodes().first().context("the cluster has no node")?;
-    let listing = first.ctl_ok(&[
-        "list_connections",
-        "name",
-        "client_properties",
-        "--no-table-headers",
-        "--quiet",
-    ])?;
-    let line = listing
-        .lines()
-        .find(|l| l.contains("dispatcher") && l.contains("consum"))
-        .with_context(|| format!("no dispatcher consume connection in {listing:?}"))?;
-    node_of_connection(cluster.nodes(), line)
-        .with_context(|| format!("no node listens on the port of {line:?}"))
-}
-
-fn node_of_connection(nodes: &[PrivateBroker], line: &str) -> Option<usize> {
-    let name = line.split('\t').next()?;
-    let port: u16 = name.rsplit(':').next()?.trim().parse().ok()?;
-    nodes.iter().position(|n| n.port() == port)
-}
-
-/// The index of the node holding the Raft leader of `queue`.
-fn leader_node(cluster: &Cluster, queue: &str) -> anyhow::Result<usize> {
-    let members = cluster.quorum_status(queue)?;
-    let leader = members
-        .iter()
-        .find(|m| {
-            m.as_object()
-                .is_some_and(|o| o.values().any(|v| v.as_str() == Some("leader")))
-        })
-        .with_context(|| format!("no leader in {members:?}"))?;
-    let node_name = leader
-        .as_object()
-        .and_then(|o| {
-            o.iter()
-                .find(|(k, _)| k.to_lowercase().contains("node"))
-                .and_then(|(_, v)| v.as_str())
-        })
-        .with_context(|| format!("no node name in {leader:?}"))?;
-    cluster
-        .nodes()
-        .iter()
-        .position(|n| n.node() == node_name)
-        .with_context(|| format!("the leader {node_name} is not a node of the cluster"))
-}
-
-/// The dispatcher's `dispatcher_events_published_total`, summed over targets (0 when
-/// `/metrics` does not answer).
-async fn published(system: &System) -> f64 {
-    let Ok(response) = system
-        .http
-        .get(system.dispatcher.url("/metrics"))
-        .send()
-        .await
-    else {
-        return 0.0;
-    };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("dispatcher_events_published_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// How long after `since` the published count first rose above `before` by more than
 /// the in-flight events of one prefetch window, watched for `within`. A reported
 /// figure: `None` when nothing flowed within the outage.
@@ -201,11 +137,11 @@ async fn flowing_again(
     let mut baseline = before;
     let settle = Instant::now() + Duration::from_millis(500);
     while Instant::now() < settle {
-        baseline = baseline.max(published(system).await);
+        baseline = baseline.max(published(&system.http, &system.dispatcher).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     while since.elapsed() < within {
-        if published(system).await > baseline + 5.0 {
+        if published(&system.http, &system.dispatcher).await > baseline + 5.0 {
             return Some(since.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

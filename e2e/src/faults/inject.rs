@@ -49,6 +49,10 @@ pub enum Fault {
     ClusterLeaderDown,
     /// Three-node cluster: `kill -9` of the consume connection's node, then a restart.
     ClusterNodeKill,
+    /// Three-node cluster, two competing dispatcher replicas: `kill -9` of one of them.
+    ReplicaKilled,
+    /// Three-node cluster, two replicas in ordered mode: `kill -9` of the active one.
+    OrderedFailover,
 }
 
 impl Fault {
@@ -73,6 +77,8 @@ impl Fault {
             Self::ClusterNodeDown => "cluster-node-down".into(),
             Self::ClusterLeaderDown => "cluster-leader-down".into(),
             Self::ClusterNodeKill => "cluster-node-kill".into(),
+            Self::ReplicaKilled => "replica-killed".into(),
+            Self::OrderedFailover => "ordered-failover".into(),
         }
     }
 }
@@ -131,7 +137,9 @@ pub async fn inject(
         | Fault::HostileInput
         | Fault::ClusterNodeDown
         | Fault::ClusterLeaderDown
-        | Fault::ClusterNodeKill => Ok(String::new()),
+        | Fault::ClusterNodeKill
+        | Fault::ReplicaKilled
+        | Fault::OrderedFailover => Ok(String::new()),
     }
 }
 
@@ -187,7 +195,7 @@ fn close_dispatcher_connection(broker: &PrivateBroker, role: &str) -> anyhow::Re
 
 /// The `connection_name` client property in a `list_connections` line
 /// (`{"connection_name","dispatcher consume …"}`).
-fn connection_name(line: &str) -> Option<String> {
+pub(super) fn connection_name(line: &str) -> Option<String> {
     let key = "\"connection_name\",\"";
     let start = line.find(key)? + key.len();
     let rest = &line[start..];

@@ -4,13 +4,17 @@
 
 mod bad_input;
 mod cluster;
+mod flow;
 mod hostile;
 mod hostile_messages;
 mod hostile_report;
 mod hostile_watch;
 mod inject;
+mod placement;
 mod reload;
 mod replay;
+mod replicas;
+mod sequence;
 
 use std::time::Duration;
 
@@ -22,6 +26,7 @@ use crate::system::{Options, System};
 
 use cluster::NodeLoss;
 pub use inject::Fault;
+use replicas::ReplicaLoss;
 
 /// One scenario's row in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +67,8 @@ pub struct Scale {
     pub long_outage: bool,
     /// Messages of 20 MiB in the hostile-input scenario.
     pub hostile_large: usize,
-    /// Whether to run the cluster scenarios (each starts a three-node cluster).
+    /// Whether to run every cluster and replica scenario (each starts a three-node
+    /// cluster); without it, `ordered-failover` alone.
     pub cluster: bool,
 }
 
@@ -123,8 +129,13 @@ pub fn scenarios(scale: Scale) -> Vec<Fault> {
             Fault::ClusterNodeDown,
             Fault::ClusterLeaderDown,
             Fault::ClusterNodeKill,
+            Fault::ReplicaKilled,
         ]);
     }
+    // In `--quick` too: one cluster scenario, the one that checks the most (a cluster,
+    // two replicas, a kill -9, a failover and the order of arrivals) in under a minute
+    // and a half even on a busy machine.
+    all.push(Fault::OrderedFailover);
     all
 }
 
@@ -143,6 +154,12 @@ pub async fn run(broker: &PrivateBroker, fault: Fault, scale: Scale) -> anyhow::
         }
         Fault::ClusterNodeKill => {
             return cluster::node_loss(fault.name(), NodeLoss::ConsumeNodeKill, scale).await;
+        }
+        Fault::ReplicaKilled => {
+            return replicas::replica_loss(fault.name(), ReplicaLoss::Competing, scale).await;
+        }
+        Fault::OrderedFailover => {
+            return replicas::replica_loss(fault.name(), ReplicaLoss::Ordered, scale).await;
         }
         _ => {}
     }
@@ -181,4 +198,41 @@ pub async fn run(broker: &PrivateBroker, fault: Fault, scale: Scale) -> anyhow::
         serving,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER: [&str; 5] = [
+        "cluster-node-down",
+        "cluster-leader-down",
+        "cluster-node-kill",
+        "replica-killed",
+        "ordered-failover",
+    ];
+
+    fn cluster_names(scale: Scale) -> Vec<String> {
+        scenarios(scale)
+            .into_iter()
+            .map(Fault::name)
+            .filter(|name| CLUSTER.contains(&name.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_full_suite_runs_every_cluster_scenario_and_quick_runs_ordered_failover_alone() {
+        assert_eq!(cluster_names(Scale::full()), CLUSTER);
+        assert_eq!(cluster_names(Scale::quick()), ["ordered-failover"]);
+    }
+
+    #[test]
+    fn scenario_names_are_unique() {
+        let names: Vec<String> = scenarios(Scale::full())
+            .into_iter()
+            .map(Fault::name)
+            .collect();
+        let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
 }
