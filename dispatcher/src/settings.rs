@@ -137,16 +137,25 @@ impl Settings {
     /// The admin token in force: the file's when `DISPATCHER_ADMIN_TOKEN_FILE` is set
     /// (read now), else `DISPATCHER_ADMIN_TOKEN`, else none.
     pub fn resolve_admin_token(&self) -> anyhow::Result<Option<AdminToken>> {
-        let Some(path) = &self.admin_token_file else {
-            return Ok(self.admin_token.clone());
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
-        let token = text
-            .parse()
-            .with_context(|| format!("the admin token file {}", path.display()))?;
-        Ok(Some(token))
+        resolve_admin_token(self.admin_token.as_ref(), self.admin_token_file.as_deref())
     }
+}
+
+/// The admin token in force, for the daemon and for `dispatcher tap` alike: the one in
+/// `file` when given (read now, trimmed), else `token`, else none.
+pub fn resolve_admin_token(
+    token: Option<&AdminToken>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<AdminToken>> {
+    let Some(path) = file else {
+        return Ok(token.cloned());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+    let token = text
+        .parse()
+        .with_context(|| format!("the admin token file {}", path.display()))?;
+    Ok(Some(token))
 }
 
 impl Settings {

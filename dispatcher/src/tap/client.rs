@@ -50,15 +50,10 @@ pub struct TapArgs {
 impl TapArgs {
     /// The token to send: the file's, else the given one, else none.
     fn token(&self) -> anyhow::Result<Option<AdminToken>> {
-        let Some(path) = &self.admin_token_file else {
-            return Ok(self.admin_token.clone());
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
-        let token = text
-            .parse()
-            .with_context(|| format!("the admin token file {}", path.display()))?;
-        Ok(Some(token))
+        crate::settings::resolve_admin_token(
+            self.admin_token.as_ref(),
+            self.admin_token_file.as_deref(),
+        )
     }
 }
 
