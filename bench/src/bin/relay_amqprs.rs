@@ -72,7 +72,13 @@ async fn relay() -> anyhow::Result<()> {
     let url = std::env::var("AMQP_URL").context("AMQP_URL")?;
     let source = std::env::var("SOURCE").context("SOURCE")?;
     let target = std::env::var("TARGET").context("TARGET")?;
-    let args = OpenConnectionArguments::try_from(url.as_str())?;
+    let mut args = OpenConnectionArguments::try_from(url.as_str())?;
+    // amqprs takes the vhost from the path as it is, without percent-decoding it.
+    if let Some((_, vhost)) = url.rsplit_once('/')
+        && vhost.eq_ignore_ascii_case("%2f")
+    {
+        args.virtual_host("/");
+    }
     let consume = Connection::open(&args).await?;
     let publish = Connection::open(&args).await?;
     let out = publish.open_channel(None).await?;
