@@ -19,6 +19,9 @@ use crate::routes::{Table, routes_table};
 /// The core the forwarder runs on in the `separated` mode (the broker has core 0).
 pub const FORWARDER_CORE: &str = "1";
 
+/// How long a peer gets, once the target holds every event, before it is killed.
+const PEER_GRACE: Duration = Duration::from_secs(2);
+
 /// A running forwarder: a service of the workspace or a peer process.
 pub enum Forwarder {
     Service(Service),
@@ -34,11 +37,16 @@ impl Forwarder {
         }
     }
 
-    /// Stops it (SIGTERM for a service, which drains; SIGKILL for a peer).
+    /// Stops it (SIGTERM for a service, which drains; SIGKILL for a peer, after a grace).
     pub async fn stop(self) -> anyhow::Result<()> {
         match self {
             Self::Service(mut service) => service.stop().await.map(|_| ()),
-            Self::Peer(mut child) => Ok(child.kill().await?),
+            Self::Peer(mut child) => {
+                // Its last acks follow the last confirms by a moment: let them land, so
+                // that the kill requeues nothing (it would be redelivered, not lost).
+                tokio::time::sleep(PEER_GRACE).await;
+                Ok(child.kill().await?)
+            }
         }
     }
 
