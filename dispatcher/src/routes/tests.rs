@@ -289,10 +289,7 @@ to = ["late"]
         route(&t, "user_created", json!({"country": "FR", "age": 12})),
         vec!["fr", "late"]
     );
-    assert_eq!(
-        route(&t, "user_created", json!({"age": 12})),
-        vec!["late"]
-    );
+    assert_eq!(route(&t, "user_created", json!({"age": 12})), vec!["late"]);
 }
 
 #[test]
