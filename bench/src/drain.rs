@@ -4,43 +4,68 @@
 //! routing), the dispatcher with a one-route table, and the dispatcher with a
 //! 10,000-route table and a `where` filter on the hot route. Then the one-route
 //! dispatcher as 2 and 3 replicas competing for the source queue, and in ordered mode
-//! (one replica active, one event in flight at a time) on a tenth of the events. And
-//! the one-route dispatcher with an `[archive]` stream (every event also appended to
-//! it), right after the same table without, followed by a replay of that stream to one
-//! queue (see [`crate::replay`]). And the one-route dispatcher with a tap attached
-//! (`GET /tap?body=true`, read by this process), to show what watching costs the
-//! forwarding.
-//! And the one-route dispatcher sending to an exchange with a templated routing key,
-//! against the same with a plain queue target and with a plain routing key.
+//! (one replica active, one event in flight at a time) on a tenth of the events. Peers:
+//! a seed-style Python router (pika, no confirms), and two minimal relays with the
+//! dispatcher's guarantees, one on lapin and one on amqprs (the AMQP client compared).
+//! And the one-route dispatcher with an `[archive]` stream (every event also appended
+//! to it), followed by a replay of that stream to one queue (see [`crate::replay`]);
+//! with a tap attached (`GET /tap?body=true`, read by this process); and sending to an
+//! exchange with a templated routing key, against the same exchange with a plain key.
+//!
+//! The rate is the steady one, between 10% and 90% of the events at the target
+//! ([`crate::stats::STEADY`]), so that no forwarder's start counts. In the `separated`
+//! mode the broker runs on core 0 with one scheduler and the forwarder on core 1.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use e2e::{PrivateBroker, Service, Spec};
+use e2e::PrivateBroker;
 use events::amqp::{Publisher, connect_once, declare_queue};
 use events::testing::{delete_queues, message_count, unique};
 use events::{CloudEvent, QueueType};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::forwarders::{FORWARDER_CORE, Forwarder, Queues, start, stop_shovel};
 use crate::procstat;
 use crate::replay::ReplayResult;
+use crate::stats::{STEADY, steady_rate};
+
+/// Where the broker and the forwarder run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Both on all cores, competing.
+    Shared,
+    /// The broker on core 0 with one scheduler, the forwarder on core 1.
+    Separated,
+}
+
+impl Mode {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Separated => "separated",
+        }
+    }
+}
 
 /// One contender's run.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainResult {
-    /// `shovel`, `dispatcher`, `dispatcher-archive`, `dispatcher-tapped`,
-    /// `dispatcher-10k-where`, `dispatcher-x2`, `dispatcher-x3`, `dispatcher-ordered`,
-    /// `dispatcher-exchange`, `dispatcher-templated`.
+    /// `shared` or `separated`.
+    pub mode: String,
+    /// Which of the repetitions (from 1).
+    pub repetition: usize,
+    /// The contender's name ([`Contender::name`]).
     pub contender: String,
     /// `quorum` or `classic`.
     pub queue_type: String,
     /// Events forwarded.
     pub messages: u64,
-    /// Steady-state seconds (first forwarded message to the last).
+    /// Seconds of the steady part (10% to 90% of the events at the target).
     pub seconds: f64,
-    /// Messages per second.
+    /// Messages per second in the steady part.
     pub msgs_per_sec: f64,
     /// Forwarder processes' CPU per message (all replicas), microseconds (none for the
     /// Shovel: it is the broker).
@@ -71,10 +96,8 @@ pub enum Contender {
     Shovel,
     /// The dispatcher with one route.
     Dispatcher,
-    /// The dispatcher with one route and an `[archive]` stream.
-    DispatcherArchive,
-    /// The dispatcher with one route, and a client following `GET /tap?body=true`.
-    DispatcherTapped,
+    /// The dispatcher with one route that has a `where` condition.
+    DispatcherWhere,
     /// The dispatcher with 10,000 routes and a `where` on the hot one.
     DispatcherLarge,
     /// Two one-route dispatchers consuming the same source queue.
@@ -83,12 +106,22 @@ pub enum Contender {
     Dispatcher3,
     /// Two one-route dispatchers in ordered mode (one active, one standby).
     DispatcherOrdered,
+    /// A seed-style Python router: pika, the same `where`, no publisher confirms.
+    PythonRouter,
+    /// A minimal relay on lapin with the dispatcher's guarantees.
+    RelayLapin,
+    /// The same minimal relay on amqprs.
+    RelayAmqprs,
+    /// The dispatcher with one route and an `[archive]` stream.
+    DispatcherArchive,
+    /// The dispatcher with one route, and a client following `GET /tap?body=true`.
+    DispatcherTapped,
+    /// The same exchange and binding as `DispatcherTemplated` with a plain routing key:
+    /// what the exchange costs without the template.
+    DispatcherExchange,
     /// The dispatcher with one route to an exchange whose routing key is a template
     /// (`bench.{data.country}.{type}`), bound to the target queue.
     DispatcherTemplated,
-    /// The same exchange and binding with a plain routing key: what the exchange costs
-    /// without the template.
-    DispatcherExchange,
 }
 
 impl Contender {
@@ -97,41 +130,50 @@ impl Contender {
         match self {
             Self::Shovel => "shovel",
             Self::Dispatcher => "dispatcher",
-            Self::DispatcherArchive => "dispatcher-archive",
-            Self::DispatcherTapped => "dispatcher-tapped",
+            Self::DispatcherWhere => "dispatcher-where",
             Self::DispatcherLarge => "dispatcher-10k-where",
             Self::Dispatcher2 => "dispatcher-x2",
             Self::Dispatcher3 => "dispatcher-x3",
             Self::DispatcherOrdered => "dispatcher-ordered",
-            Self::DispatcherTemplated => "dispatcher-templated",
+            Self::PythonRouter => "python-router",
+            Self::RelayLapin => "relay-lapin",
+            Self::RelayAmqprs => "relay-amqprs",
+            Self::DispatcherArchive => "dispatcher-archive",
+            Self::DispatcherTapped => "dispatcher-tapped",
             Self::DispatcherExchange => "dispatcher-exchange",
+            Self::DispatcherTemplated => "dispatcher-templated",
         }
     }
 
     /// Every contender, in the report's order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 14] = [
         Self::Shovel,
         Self::Dispatcher,
-        Self::DispatcherArchive,
-        Self::DispatcherTapped,
-        Self::DispatcherExchange,
-        Self::DispatcherTemplated,
+        Self::DispatcherWhere,
         Self::DispatcherLarge,
         Self::Dispatcher2,
         Self::Dispatcher3,
         Self::DispatcherOrdered,
+        Self::PythonRouter,
+        Self::RelayLapin,
+        Self::RelayAmqprs,
+        Self::DispatcherArchive,
+        Self::DispatcherTapped,
+        Self::DispatcherExchange,
+        Self::DispatcherTemplated,
     ];
 
     /// How many dispatcher processes it starts.
-    fn replicas(self) -> usize {
+    pub fn replicas(self) -> usize {
         match self {
-            Self::Shovel => 0,
+            Self::Shovel | Self::PythonRouter | Self::RelayLapin | Self::RelayAmqprs => 0,
             Self::Dispatcher
+            | Self::DispatcherWhere
+            | Self::DispatcherLarge
             | Self::DispatcherArchive
             | Self::DispatcherTapped
-            | Self::DispatcherLarge
-            | Self::DispatcherTemplated
-            | Self::DispatcherExchange => 1,
+            | Self::DispatcherExchange
+            | Self::DispatcherTemplated => 1,
             Self::Dispatcher2 | Self::DispatcherOrdered => 2,
             Self::Dispatcher3 => 3,
         }
@@ -189,6 +231,7 @@ pub async fn preload(url: &str, queue: &str, n: u64) -> anyhow::Result<()> {
 /// then replays its stream to one queue.
 pub async fn run_one(
     broker: &PrivateBroker,
+    mode: Mode,
     contender: Contender,
     queue_type: QueueType,
     n: u64,
@@ -204,11 +247,11 @@ pub async fn run_one(
     );
     let unrouted = format!("{base}.unrouted");
     let archive = (contender == Contender::DispatcherArchive).then(|| format!("{base}.archive"));
+    let exchange = format!("{base}.x");
     let channel = connection.create_channel().await?;
-    for q in [&source, &target] {
+    for q in [&source, &target, &unrouted] {
         declare_queue(&channel, q, queue_type).await?;
     }
-    let exchange = format!("{base}.x");
     let to_exchange = matches!(
         contender,
         Contender::DispatcherTemplated | Contender::DispatcherExchange
@@ -226,7 +269,7 @@ pub async fn run_one(
             .queue_bind(
                 target.as_str().into(),
                 exchange.as_str().into(),
-                "bench.FR.user_created".into(),
+                EXCHANGE_KEY.into(),
                 events::lapin::options::QueueBindOptions::default(),
                 events::lapin::types::FieldTable::default(),
             )
@@ -239,51 +282,34 @@ pub async fn run_one(
     );
 
     let dir = tempfile::tempdir()?;
-    let routes = dir.path().join("routes.toml");
     let broker_pid = broker.pid().context("broker pid")?;
     let broker_cpu0 = procstat::cpu_seconds(broker_pid);
-    let mut forwarders: Vec<Service> = Vec::new();
     let started = Instant::now();
-    if contender == Contender::Shovel {
-        start_shovel(broker, &base, &source, &target)?;
-    } else {
-        let large = contender == Contender::DispatcherLarge;
-        let mut text = if to_exchange {
-            let key = if contender == Contender::DispatcherTemplated {
-                "bench.{data.country}.{type}"
-            } else {
-                "bench.FR.user_created"
-            };
-            exchange_table(&source, &exchange, key, &unrouted)
-        } else {
-            routes_table(&source, &target, &other, &unrouted, large)
-        };
-        if let Some(stream) = &archive {
-            text.push_str(&archive_table(stream));
-        }
-        std::fs::write(&routes, text)?;
-        let ordered = contender == Contender::DispatcherOrdered;
-        for _ in 0..contender.replicas() {
-            let spec = Spec::new("dispatcher")
-                .env("AMQP_URL", &url)
-                .env("QUEUE_TYPE", queue_type.as_str())
-                .env("ROUTES_FILE", routes.display().to_string())
-                .env("DISPATCHER_ADDR", "127.0.0.1:0")
-                .env("DISPATCH_ORDERED", ordered.to_string())
-                .env("RUST_LOG", "warn,dispatcher=info");
-            forwarders.push(Service::start(spec).await?);
+    let queues = Queues {
+        source: &source,
+        target: &target,
+        other: &other,
+        unrouted: &unrouted,
+        exchange: to_exchange.then_some(exchange.as_str()),
+        archive: archive.as_deref(),
+    };
+    let forwarders = start(broker, contender, queue_type, &queues, &base, dir.path()).await?;
+    if mode == Mode::Separated {
+        for forwarder in &forwarders {
+            forwarder.pin(FORWARDER_CORE)?;
         }
     }
-    let tap = match (contender, forwarders.first()) {
-        (Contender::DispatcherTapped, Some(forwarder)) => {
-            Some(tokio::spawn(follow_tap(forwarder.url("/tap?body=true"))))
-        }
+    let tap = match (
+        contender,
+        forwarders.first().and_then(|f| f.url("/tap?body=true")),
+    ) {
+        (Contender::DispatcherTapped, Some(url)) => Some(tokio::spawn(follow_tap(url))),
         _ => None,
     };
-    let pids: Vec<u32> = forwarders.iter().filter_map(Service::pid).collect();
+    let pids: Vec<u32> = forwarders.iter().filter_map(Forwarder::pid).collect();
     let forwarder_cpu0: f64 = pids.iter().copied().map(procstat::cpu_seconds).sum();
     let timeout = Duration::from_secs(120 + n / 100);
-    let (t0, c0, t1) = watch_until(&connection, &target, n, started, timeout).await?;
+    let samples = watch_until(&connection, &target, n, started, timeout).await?;
     let broker_cpu = procstat::cpu_seconds(broker_pid) - broker_cpu0;
     let (forwarder_cpu, rss) = if pids.is_empty() {
         (None, None)
@@ -296,8 +322,8 @@ pub async fn run_one(
             .fold(0.0, f64::max);
         (Some(cpu - forwarder_cpu0), Some(rss))
     };
-    for mut service in forwarders {
-        service.stop().await?;
+    for forwarder in forwarders {
+        forwarder.stop().await?;
     }
     // The dispatcher stopping ends the tap stream.
     let tap = match tap {
@@ -326,6 +352,7 @@ pub async fn run_one(
     let replay = match &archive {
         Some(stream) => {
             let replayed = format!("{base}.replayed");
+            let routes = dir.path().join("routes.toml");
             println!("  replay: {n} events from the archive stream to one queue");
             let result = crate::replay::measure(broker, &routes, &replayed, queue_type, n).await;
             delete_queues(&connection, &[stream, &replayed]).await;
@@ -334,14 +361,19 @@ pub async fn run_one(
         None => None,
     };
     let _ = connection.close(200, "ok".into()).await;
-    let seconds = (t1 - t0).as_secs_f64();
-    let forwarded = (n - c0) as f64;
+    // A drain too short to see both fractions: the whole of it, start included.
+    let (rate, seconds) = steady_rate(&samples, n, STEADY).unwrap_or_else(|| {
+        let all = samples.last().map_or(1e-9, |&(t, _)| t);
+        (n as f64 / all, all)
+    });
     let drained = DrainResult {
+        mode: mode.name().to_owned(),
+        repetition: 0,
         contender: contender.name().to_owned(),
         queue_type: queue_type.as_str().to_owned(),
         messages: n,
         seconds,
-        msgs_per_sec: forwarded / seconds.max(1e-9),
+        msgs_per_sec: rate,
         forwarder_cpu_us_per_msg: forwarder_cpu.map(|c| c / n as f64 * 1e6),
         broker_cpu_us_per_msg: broker_cpu / n as f64 * 1e6,
         forwarder_peak_rss_mib: rss,
@@ -350,6 +382,10 @@ pub async fn run_one(
     };
     Ok((drained, replay))
 }
+
+/// The routing key the exchange contenders' target queue is bound with (what the
+/// template renders to for every bench event).
+pub const EXCHANGE_KEY: &str = "bench.FR.user_created";
 
 /// Follows a dispatcher's tap until the stream ends, counting events and drops.
 async fn follow_tap(url: String) -> anyhow::Result<TapSeen> {
@@ -380,125 +416,25 @@ async fn follow_tap(url: String) -> anyhow::Result<TapSeen> {
     Ok(seen)
 }
 
-/// Polls the target's depth every 10 ms; returns (first time it was > 0, the depth then,
-/// the time it reached `n`).
+/// Polls the target's depth every 10 ms until it holds `n`; returns the samples
+/// (seconds since `started`, depth).
 async fn watch_until(
     connection: &events::lapin::Connection,
     queue: &str,
     n: u64,
     started: Instant,
     timeout: Duration,
-) -> anyhow::Result<(Instant, u64, Instant)> {
-    let mut first: Option<(Instant, u64)> = None;
+) -> anyhow::Result<Vec<(f64, u64)>> {
+    let mut samples = Vec::new();
     loop {
         let count = u64::from(message_count(connection, queue).await.unwrap_or(0));
-        let now = Instant::now();
-        if count > 0 && first.is_none() {
-            first = Some((now, count));
-        }
+        samples.push((started.elapsed().as_secs_f64(), count));
         if count >= n {
-            let (t0, c0) = first.unwrap_or((started, 0));
-            // A first sighting that is already the whole batch says nothing about the rate.
-            return Ok(if c0 >= n {
-                (started, 0, now)
-            } else {
-                (t0, c0, now)
-            });
+            return Ok(samples);
         }
         if started.elapsed() > timeout {
             bail!("only {count} of {n} messages reached {queue} within {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-fn start_shovel(
-    broker: &PrivateBroker,
-    name: &str,
-    source: &str,
-    target: &str,
-) -> anyhow::Result<()> {
-    let definition = json!({
-        "src-protocol": "amqp091",
-        "src-uri": "amqp://",
-        "src-queue": source,
-        "src-prefetch-count": 1000,
-        "dest-protocol": "amqp091",
-        "dest-uri": "amqp://",
-        "dest-exchange": "",
-        "dest-exchange-key": target,
-        "ack-mode": "on-confirm",
-        "src-delete-after": "never",
-    });
-    let output = broker.ctl(&["set_parameter", "shovel", name, &definition.to_string()])?;
-    ensure!(
-        output.status.success(),
-        "set_parameter shovel: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
-fn stop_shovel(broker: &PrivateBroker, name: &str) -> anyhow::Result<()> {
-    let output = broker.ctl(&["clear_parameter", "shovel", name])?;
-    ensure!(
-        output.status.success(),
-        "clear_parameter shovel: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
-/// The `[archive]` table appended to the one-route table by the archive contender.
-fn archive_table(stream: &str) -> String {
-    format!("\n[archive]\nstream = \"{stream}\"\nmax_age = \"1h\"\n")
-}
-
-/// The routing table: one hot route to `target`; with `large`, 9,999 more routes (exact
-/// types, topic patterns) sending to `other`, and a `where` filter on the hot route.
-pub fn routes_table(
-    source: &str,
-    target: &str,
-    other: &str,
-    unrouted: &str,
-    large: bool,
-) -> String {
-    let mut table = format!(
-        "source = \"{source}\"\nunrouted = \"{unrouted}\"\ndead_letter = \"{source}.dead\"\n\n"
-    );
-    if large {
-        for i in 0..9_999 {
-            let event = if i % 2 == 0 {
-                format!("type_{i}")
-            } else {
-                format!("ns{i}.*.created")
-            };
-            let _ = write!(
-                table,
-                "[[route]]\nname = \"r{i}\"\nevent = \"{event}\"\nto = [\"{other}\"]\n\n"
-            );
-        }
-        let _ = write!(
-            table,
-            "[[route]]\nname = \"hot\"\nevent = \"user_created\"\n\
-             where = {{ \"data.country\" = \"FR\", \"data.version\" = {{ gte = 1 }} }}\nto = [\"{target}\"]\n"
-        );
-    } else {
-        let _ = write!(
-            table,
-            "[[route]]\nname = \"hot\"\nevent = \"user_created\"\nto = [\"{target}\"]\n"
-        );
-    }
-    table
-}
-
-/// One route to `exchange` with routing key `key`: `bench.FR.user_created` (bound to
-/// the target queue), or a template that renders to it from the event's `data.country`
-/// and `type`.
-pub fn exchange_table(source: &str, exchange: &str, key: &str, unrouted: &str) -> String {
-    format!(
-        "source = \"{source}\"\nunrouted = \"{unrouted}\"\ndead_letter = \"{source}.dead\"\n\n\
-         [[route]]\nname = \"hot\"\nevent = \"user_created\"\n\
-         to = [{{ exchange = \"{exchange}\", routing_key = \"{key}\" }}]\n"
-    )
 }

@@ -5,17 +5,23 @@
 
 mod api;
 mod drain;
+mod forwarders;
 mod latency;
 mod procstat;
 mod replay;
 mod report;
+mod routes;
+mod stats;
+mod summary;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use e2e::PrivateBroker;
+use e2e::{NodeOptions, PrivateBroker};
 use events::QueueType;
+
+use drain::Mode;
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks: dispatcher vs Shovel, API vs FastAPI peer, end to end")]
@@ -30,13 +36,22 @@ struct Args {
     /// Sections to run (default all): drain, routing, api, e2e.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-archive
+    /// Drain contenders to run (default all): shovel, dispatcher, dispatcher-where,
+    /// dispatcher-10k-where, dispatcher-x2, dispatcher-x3 (replicas on one queue),
+    /// dispatcher-ordered, python-router, relay-lapin, relay-amqprs, dispatcher-archive
     /// (with an [archive] stream, then a replay of it), dispatcher-tapped (a client
     /// following GET /tap?body=true), dispatcher-exchange and dispatcher-templated (an
-    /// exchange target with a plain, or a templated, routing key), dispatcher-10k-where,
-    /// dispatcher-x2, dispatcher-x3 (replicas on one queue), dispatcher-ordered.
+    /// exchange target with a plain, or a templated, routing key).
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
+    /// Drain modes (default both): shared (broker and forwarder on all cores),
+    /// separated (broker on core 0 with one scheduler, forwarder on core 1).
+    #[arg(long, value_delimiter = ',')]
+    modes: Vec<String>,
+    /// Drain repetitions, the contenders alternating in each (the report shows the
+    /// median and the range).
+    #[arg(long, default_value_t = 3)]
+    repetitions: usize,
     /// Queue types for the drain (default both): quorum, classic.
     #[arg(long, value_delimiter = ',', value_enum)]
     queue_types: Vec<QueueType>,
@@ -57,9 +72,13 @@ async fn main() -> anyhow::Result<()> {
     // has just moved over a million messages (segment files to delete, memory to
     // return), and latency measured on it would measure that clean-up.
     if wants("drain") {
-        let broker = bench_broker().await?;
-        run_drains(&args, &broker, &mut results).await?;
-        drop(broker);
+        for mode in [Mode::Shared, Mode::Separated] {
+            if args.modes.is_empty() || args.modes.iter().any(|m| m == mode.name()) {
+                let broker = drain_broker(mode).await?;
+                run_drains(&args, mode, &broker, &mut results).await?;
+                drop(broker);
+            }
+        }
     }
     if wants("api") || wants("e2e") {
         let broker = bench_broker().await?;
@@ -94,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    results.summarize();
     results.print();
     results.write(&args.out)?;
     println!("\nwrote {}", args.out.display());
@@ -107,8 +127,29 @@ async fn bench_broker() -> anyhow::Result<PrivateBroker> {
     Ok(broker)
 }
 
+/// The drain's node: in the `separated` mode on core 0, with one scheduler.
+async fn drain_broker(mode: Mode) -> anyhow::Result<PrivateBroker> {
+    if mode == Mode::Shared {
+        return bench_broker().await;
+    }
+    let options = NodeOptions {
+        plugins: vec!["rabbitmq_shovel".to_owned()],
+        cpus: Some("0".to_owned()),
+        erl_args: Some("+S 1:1".to_owned()),
+        ..NodeOptions::default()
+    };
+    let broker = PrivateBroker::start_with("bench", options).await?;
+    println!(
+        "private broker {} at {}, on core 0 with one scheduler",
+        broker.node(),
+        broker.url()
+    );
+    Ok(broker)
+}
+
 async fn run_drains(
     args: &Args,
+    mode: Mode,
     broker: &PrivateBroker,
     results: &mut report::Results,
 ) -> anyhow::Result<()> {
@@ -121,25 +162,31 @@ async fn run_drains(
         args.queue_types.clone()
     };
     for queue_type in queue_types {
-        for contender in drain::Contender::ALL {
-            if !args.contenders.is_empty() && !args.contenders.iter().any(|c| c == contender.name())
-            {
-                continue;
-            }
-            let n = contender.events(n);
-            println!(
-                "drain: {} on {queue_type} queues, {n} events",
-                contender.name()
-            );
-            let (result, replay) = drain::run_one(broker, contender, queue_type, n).await?;
-            println!("  {:.0} msg/s, lost {}", result.msgs_per_sec, result.lost);
-            results.drain.push(result);
-            if let Some(replay) = replay {
+        for repetition in 1..=args.repetitions.max(1) {
+            for contender in drain::Contender::ALL {
+                if !args.contenders.is_empty()
+                    && !args.contenders.iter().any(|c| c == contender.name())
+                {
+                    continue;
+                }
+                let n = contender.events(n);
                 println!(
-                    "  replay {:.0} events/s, lost {}",
-                    replay.events_per_sec, replay.lost
+                    "drain ({}, #{repetition}): {} on {queue_type} queues, {n} events",
+                    mode.name(),
+                    contender.name()
                 );
-                results.replay.push(replay);
+                let (mut result, replay) =
+                    drain::run_one(broker, mode, contender, queue_type, n).await?;
+                result.repetition = repetition;
+                println!("  {:.0} msg/s, lost {}", result.msgs_per_sec, result.lost);
+                results.drain.push(result);
+                if let Some(replay) = replay {
+                    println!(
+                        "  replay {:.0} events/s, lost {}",
+                        replay.events_per_sec, replay.lost
+                    );
+                    results.replay.push(replay);
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ use crate::api::ApiResult;
 use crate::drain::DrainResult;
 use crate::latency::LatencyResult;
 use crate::replay::ReplayResult;
+use crate::summary::{self, DrainRow};
 
 /// One criterion benchmark's mean.
 #[derive(Debug, Clone, Serialize)]
@@ -31,10 +32,12 @@ pub struct Results {
     pub quick: bool,
     /// CPU model, cores, memory.
     pub machine: Value,
-    /// Drain runs.
+    /// Drain runs, every repetition.
     pub drain: Vec<DrainResult>,
     /// Replays of the archive stream (after the archive contender's drain).
     pub replay: Vec<ReplayResult>,
+    /// The drain runs folded: median and range per mode, queue type and contender.
+    pub drain_table: Vec<DrainRow>,
     /// Criterion routing figures.
     pub routing: Vec<RoutingEstimate>,
     /// API runs.
@@ -55,6 +58,7 @@ impl Results {
             machine: machine(),
             drain: Vec::new(),
             replay: Vec::new(),
+            drain_table: Vec::new(),
             routing: Vec::new(),
             api: Vec::new(),
             latency: None,
@@ -75,124 +79,8 @@ impl Results {
     pub fn print(&self) {
         println!("\nmachine: {}", self.machine);
         if !self.drain.is_empty() {
-            println!(
-                "\n{:<22} {:<8} {:>8} {:>8} {:>10} {:>11} {:>14} {:>8} {:>5}",
-                "drain",
-                "queues",
-                "msgs",
-                "msg/s",
-                "vs shovel",
-                "fwd cpu µs",
-                "broker cpu µs",
-                "rss MiB",
-                "lost"
-            );
-            for r in &self.drain {
-                let shovel = self.drain_rate("shovel", &r.queue_type);
-                let ratio =
-                    shovel.map_or(String::from("-"), |s| format!("{:.2}", r.msgs_per_sec / s));
-                println!(
-                    "{:<22} {:<8} {:>8} {:>8.0} {:>10} {:>11} {:>14.1} {:>8} {:>5}",
-                    r.contender,
-                    r.queue_type,
-                    r.messages,
-                    r.msgs_per_sec,
-                    ratio,
-                    r.forwarder_cpu_us_per_msg
-                        .map_or("-".into(), |c| format!("{c:.1}")),
-                    r.broker_cpu_us_per_msg,
-                    r.forwarder_peak_rss_mib
-                        .map_or("-".into(), |m| format!("{m:.1}")),
-                    r.lost
-                );
-            }
-            for queue_type in ["quorum", "classic"] {
-                if let (Some(small), Some(large)) = (
-                    self.drain_rate("dispatcher", queue_type),
-                    self.drain_rate("dispatcher-10k-where", queue_type),
-                ) {
-                    println!(
-                        "10,000-route table vs one route ({queue_type}): {:.2}",
-                        large / small
-                    );
-                }
-                if let (Some(off), Some(on)) = (
-                    self.drain_rate("dispatcher", queue_type),
-                    self.drain_rate("dispatcher-archive", queue_type),
-                ) {
-                    let cpu = |name: &str| {
-                        self.drain
-                            .iter()
-                            .find(|r| r.contender == name && r.queue_type == queue_type)
-                            .and_then(|r| r.forwarder_cpu_us_per_msg)
-                    };
-                    println!(
-                        "archive on vs off ({queue_type}): drain rate {:.2} (goal ≥ 0.70), dispatcher CPU per message {} µs vs {} µs",
-                        on / off,
-                        cpu("dispatcher-archive").map_or("-".into(), |c| format!("{c:.1}")),
-                        cpu("dispatcher").map_or("-".into(), |c| format!("{c:.1}")),
-                    );
-                }
-                if let (Some(none), Some(tapped)) = (
-                    self.drain_rate("dispatcher", queue_type),
-                    self.drain_rate("dispatcher-tapped", queue_type),
-                ) {
-                    let seen = self
-                        .drain
-                        .iter()
-                        .find(|r| r.contender == "dispatcher-tapped" && r.queue_type == queue_type)
-                        .and_then(|r| r.tap)
-                        .unwrap_or_default();
-                    println!(
-                        "tap attached vs none ({queue_type}): {:.3} (the tap showed {} events, dropped {})",
-                        tapped / none,
-                        seen.events,
-                        seen.dropped
-                    );
-                }
-                if let (Some(plain), Some(templated)) = (
-                    self.drain_rate("dispatcher", queue_type),
-                    self.drain_rate("dispatcher-templated", queue_type),
-                ) {
-                    println!(
-                        "templated exchange target vs plain queue target ({queue_type}): {:.2}",
-                        templated / plain
-                    );
-                    if let Some(exchange) = self.drain_rate("dispatcher-exchange", queue_type) {
-                        println!(
-                            "templated vs plain routing key, same exchange ({queue_type}): {:.2}",
-                            templated / exchange
-                        );
-                    }
-                }
-                if let Some(one) = self.drain_rate("dispatcher", queue_type) {
-                    let scaled: Vec<String> =
-                        ["dispatcher-x2", "dispatcher-x3", "dispatcher-ordered"]
-                            .iter()
-                            .filter_map(|name| {
-                                let rate = self.drain_rate(name, queue_type)?;
-                                Some(format!("{name} {:.2}", rate / one))
-                            })
-                            .collect();
-                    if !scaled.is_empty() {
-                        println!("vs one replica ({queue_type}): {}", scaled.join(", "));
-                    }
-                }
-                let total = |name: &str| {
-                    self.drain
-                        .iter()
-                        .find(|r| r.contender == name && r.queue_type == queue_type)
-                        .map(|r| {
-                            r.broker_cpu_us_per_msg + r.forwarder_cpu_us_per_msg.unwrap_or(0.0)
-                        })
-                };
-                if let (Some(shovel), Some(dispatcher)) = (total("shovel"), total("dispatcher")) {
-                    println!(
-                        "CPU per forwarded message, broker + forwarder ({queue_type}): \
-                         shovel {shovel:.1} µs, dispatcher {dispatcher:.1} µs"
-                    );
-                }
-            }
+            summary::print(&self.drain_table);
+            self.print_drain_ratios();
         }
         for r in &self.replay {
             println!(
@@ -251,11 +139,119 @@ impl Results {
         }
     }
 
-    fn drain_rate(&self, contender: &str, queue_type: &str) -> Option<f64> {
-        self.drain
+    /// Folds the drain runs into the table (medians and ranges); call before printing.
+    pub fn summarize(&mut self) {
+        self.drain_table = summary::rows(&self.drain);
+    }
+
+    fn drain_row(&self, mode: &str, contender: &str, queue_type: &str) -> Option<&DrainRow> {
+        self.drain_table
             .iter()
-            .find(|r| r.contender == contender && r.queue_type == queue_type)
-            .map(|r| r.msgs_per_sec)
+            .find(|r| r.mode == mode && r.contender == contender && r.queue_type == queue_type)
+    }
+
+    /// The ratios each mode's table implies, from the medians.
+    fn print_drain_ratios(&self) {
+        for mode in ["shared", "separated"] {
+            for queue_type in ["quorum", "classic"] {
+                let rate = |name: &str| {
+                    self.drain_row(mode, name, queue_type)
+                        .map(|r| r.msgs_per_sec.median)
+                };
+                let pairs = [
+                    (
+                        "dispatcher-where",
+                        "python-router",
+                        "dispatcher-where vs python-router",
+                    ),
+                    (
+                        "dispatcher-10k-where",
+                        "dispatcher",
+                        "10,000-route table vs one route",
+                    ),
+                    (
+                        "relay-amqprs",
+                        "relay-lapin",
+                        "relay-amqprs vs relay-lapin (rate)",
+                    ),
+                    ("dispatcher-x2", "dispatcher", "2 replicas vs one"),
+                    ("dispatcher-x3", "dispatcher", "3 replicas vs one"),
+                    ("dispatcher-ordered", "dispatcher", "ordered vs one replica"),
+                    (
+                        "dispatcher-archive",
+                        "dispatcher",
+                        "archive on vs off (goal >= 0.70)",
+                    ),
+                    ("dispatcher-tapped", "dispatcher", "tap attached vs none"),
+                    (
+                        "dispatcher-templated",
+                        "dispatcher",
+                        "templated exchange target vs plain queue target",
+                    ),
+                    (
+                        "dispatcher-templated",
+                        "dispatcher-exchange",
+                        "templated vs plain routing key, same exchange",
+                    ),
+                ];
+                for (ours, theirs, label) in pairs {
+                    if let (Some(a), Some(b)) = (rate(ours), rate(theirs)) {
+                        println!("{label} ({mode}, {queue_type}): {:.2}", a / b);
+                    }
+                }
+                let cpu = |name: &str| {
+                    self.drain_row(mode, name, queue_type)
+                        .and_then(|r| r.forwarder_cpu_us_per_msg)
+                        .map(|c| c.median)
+                };
+                for (ours, label) in [
+                    ("dispatcher-archive", "archive on vs off"),
+                    ("dispatcher-tapped", "tap attached vs none"),
+                    (
+                        "dispatcher-templated",
+                        "templated exchange vs plain queue target",
+                    ),
+                ] {
+                    if let (Some(with), Some(without)) = (cpu(ours), cpu("dispatcher")) {
+                        println!(
+                            "dispatcher CPU per message, {label} ({mode}, {queue_type}): {with:.1} µs vs {without:.1} µs"
+                        );
+                    }
+                }
+                for r in self.drain.iter().filter(|r| {
+                    r.mode == mode
+                        && r.queue_type == queue_type
+                        && r.contender == "dispatcher-tapped"
+                }) {
+                    if let Some(seen) = r.tap {
+                        println!(
+                            "the tap ({mode}, {queue_type}, #{}) showed {} events, dropped {}",
+                            r.repetition, seen.events, seen.dropped
+                        );
+                    }
+                }
+                if let (Some(amqprs), Some(lapin)) = (cpu("relay-amqprs"), cpu("relay-lapin")) {
+                    println!(
+                        "relay CPU per message ({mode}, {queue_type}): amqprs {amqprs:.1} µs, lapin {lapin:.1} µs ({:+.0}%)",
+                        (amqprs / lapin - 1.0) * 100.0
+                    );
+                }
+                let total = |name: &str| {
+                    self.drain_row(mode, name, queue_type).map(|r| {
+                        r.broker_cpu_us_per_msg.median
+                            + r.forwarder_cpu_us_per_msg.map_or(0.0, |c| c.median)
+                    })
+                };
+                if let (Some(shovel), Some(dispatcher)) =
+                    (total("shovel"), total("dispatcher-where"))
+                {
+                    println!(
+                        "CPU per forwarded message, broker + forwarder ({mode}, {queue_type}): \
+                         shovel {shovel:.1} µs, dispatcher-where {dispatcher:.1} µs"
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -36,6 +36,9 @@ pub struct NodeRecord {
 pub struct PrivateBroker {
     record: NodeRecord,
     detached: bool,
+    /// `taskset -c` cores and extra VM flags it boots with (see [`NodeOptions`]).
+    cpus: Option<String>,
+    erl_args: Option<String>,
 }
 
 impl PrivateBroker {
@@ -76,6 +79,8 @@ impl PrivateBroker {
                 dir: parent.join(format!("rmq-{label}-{suffix}")),
             },
             detached: false,
+            cpus: options.cpus.clone(),
+            erl_args: options.erl_args.clone(),
         };
         broker.prepare_dir(&options)?;
         broker.boot().await?;
@@ -88,6 +93,8 @@ impl PrivateBroker {
         Self {
             record,
             detached: true,
+            cpus: None,
+            erl_args: None,
         }
     }
 
@@ -231,7 +238,19 @@ impl PrivateBroker {
 
     async fn boot(&self) -> anyhow::Result<()> {
         let server = which_server().context("rabbitmq-server not found")?;
-        let status = Command::new(server)
+        // The VM started detached inherits the affinity of `taskset`.
+        let mut command = match &self.cpus {
+            Some(cpus) => {
+                let mut taskset = Command::new("taskset");
+                taskset.arg("-c").arg(cpus).arg(server);
+                taskset
+            }
+            None => Command::new(server),
+        };
+        if let Some(flags) = &self.erl_args {
+            command.env("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", flags);
+        }
+        let status = command
             .arg("-detached")
             .envs(self.env())
             .current_dir(std::env::temp_dir())

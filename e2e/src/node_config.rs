@@ -17,6 +17,11 @@ pub struct NodeOptions {
     pub tls: Option<TlsListener>,
     /// Where the node's folder goes (default: the system's temporary folder).
     pub parent: Option<PathBuf>,
+    /// Cores the node's VM may run on, as `taskset -c` takes them (e.g. `0`); default all.
+    pub cpus: Option<String>,
+    /// Extra Erlang VM flags (`RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS`), e.g. `+S 1:1` for
+    /// one scheduler.
+    pub erl_args: Option<String>,
 }
 
 /// A TLS listener: what it serves, and whether it asks clients for a certificate.

@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: builds optimised binaries, runs the routing micro-benchmarks
 //! (criterion), then the `bench` runner (drain vs Shovel, 1 to 3 dispatcher replicas,
-//! ordered mode, archive on vs off and the replay of that archive, API vs FastAPI peer,
-//! end to end) on a private RabbitMQ node; the table is printed and `bench/results.json` written.
+//! ordered mode, archive on vs off and the replay of that archive, a Python router,
+//! lapin and amqprs relays, each in the `shared` and `separated` modes over 3
+//! repetitions; API vs FastAPI peer, end to end) on private RabbitMQ nodes; the table is
+//! printed and `bench/results.json` written.
 
 use crate::workspace::{build_services, cargo, root, run as step, target_dir};
 

@@ -303,11 +303,13 @@ fn index(
             .iter()
             .all(|&r| table.routes[r].conditions.is_empty());
         let decision = static_decision.then(|| Arc::new(table.decide(&candidates, None)));
+        let all_hold = Arc::new(table.decide_by(&candidates, |_| true));
         table.exact.insert(
             ty,
             TypeEntry {
                 candidates: candidates.into_boxed_slice(),
                 decision,
+                all_hold,
             },
         );
     }

@@ -106,6 +106,9 @@ pub(super) struct TypeEntry {
     pub candidates: Box<[RouteId]>,
     /// The decision, when no candidate has conditions.
     pub decision: Option<Arc<Decision>>,
+    /// The decision when the conditions of every candidate it reaches hold (the common
+    /// case), shared instead of built again for each event.
+    pub all_hold: Arc<Decision>,
 }
 
 /// A compiled routing table. It cannot be invalid: it is only built by
@@ -161,6 +164,12 @@ impl RoutingTable {
                 return Ok(decision.clone());
             }
             let event = read_event()?;
+            // The routes `all_hold` took are the candidates `decide` reaches when every
+            // condition holds; if theirs do, `decide` would build that same decision.
+            let holds = |&r: &RouteId| self.routes[r].conditions.iter().all(|c| c.holds(&event));
+            if entry.all_hold.routes.iter().all(holds) {
+                return Ok(entry.all_hold.clone());
+            }
             return Ok(Arc::new(self.decide(&entry.candidates, Some(&event))));
         }
         if self.pattern_routes.is_empty() {
@@ -186,14 +195,25 @@ impl RoutingTable {
 
     /// Applies conditions and `final` to `candidates` (sorted route ids).
     pub(super) fn decide(&self, candidates: &[RouteId], event: Option<&EventDoc<'_>>) -> Decision {
+        self.decide_by(candidates, |route| {
+            route
+                .conditions
+                .iter()
+                .all(|c| event.is_some_and(|e| c.holds(e)))
+        })
+    }
+
+    /// The decision over `candidates` when the conditions of the routes `holds` says
+    /// hold (and only theirs).
+    pub(super) fn decide_by(
+        &self,
+        candidates: &[RouteId],
+        holds: impl Fn(&Route) -> bool,
+    ) -> Decision {
         let mut decision = Decision::default();
         for &id in candidates {
             let route = &self.routes[id];
-            let holds = route
-                .conditions
-                .iter()
-                .all(|c| event.is_some_and(|e| c.holds(e)));
-            if !holds {
+            if !holds(route) {
                 continue;
             }
             decision.routes.push(id);

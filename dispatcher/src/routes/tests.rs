@@ -2,6 +2,7 @@
 //! and the indexed matcher against the plain scan of [`RoutingTable::explain`].
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -247,6 +248,51 @@ to = ["fr"]
         route(&t, "user.created", json!("not an object")),
         vec!["queue_unrouted"]
     );
+}
+
+#[test]
+fn an_exact_type_whose_conditions_all_hold_shares_one_decision_and_others_are_decided_apart() {
+    let t = table(
+        r##"
+[[route]]
+name = "fr"
+event = "user_created"
+where = { "data.country" = "FR" }
+to = ["fr"]
+
+[[route]]
+name = "adults"
+event = "user_created"
+where = { "data.age" = { gte = 18 } }
+final = true
+to = ["adults"]
+
+[[route]]
+name = "after-final"
+event = "user_created"
+to = ["late"]
+"##,
+    );
+    let decide = |data: Value| {
+        let doc = EventDoc::from_json(event("user_created", data), None);
+        match t.route("user_created", || Ok::<_, Infallible>(doc.clone())) {
+            Ok(d) => d,
+            Err(never) => match never {},
+        }
+    };
+    let first = decide(json!({"country": "FR", "age": 20}));
+    let second = decide(json!({"country": "FR", "age": 30}));
+    assert!(Arc::ptr_eq(&first, &second));
+    assert_eq!(first.route_names, "fr,adults");
+    assert_eq!(
+        route(&t, "user_created", json!({"country": "DE", "age": 20})),
+        vec!["adults"]
+    );
+    assert_eq!(
+        route(&t, "user_created", json!({"country": "FR", "age": 12})),
+        vec!["fr", "late"]
+    );
+    assert_eq!(route(&t, "user_created", json!({"age": 12})), vec!["late"]);
 }
 
 #[test]
