@@ -150,6 +150,22 @@ impl PrivateBroker {
             .ok()
     }
 
+    /// The last `lines` lines of the node's own log files (for an error that says why
+    /// a node went away); empty when there are none.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let Ok(entries) = std::fs::read_dir(self.record.dir.join("log")) else {
+            return String::new();
+        };
+        let mut text = String::new();
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// The Erlang node name (for `rabbitmqctl -n`).
     pub fn node(&self) -> &str {
         &self.record.node

@@ -60,11 +60,27 @@ impl Cluster {
             return Ok(());
         };
         for node in others {
-            node.ctl_ok(&["stop_app"])?;
-            node.ctl_ok(&["reset"])?;
-            node.ctl_ok(&["join_cluster", first.node()])?;
-            node.ctl_ok(&["start_app"])?;
-            node.wait_ready(JOIN_TIMEOUT).await?;
+            let Err(error) = join_one(node, first).await else {
+                continue;
+            };
+            let with_log = |error: anyhow::Error| {
+                error.context(format!(
+                    "node {} could not join; the end of its log:\n{}",
+                    node.node(),
+                    node.log_tail(40)
+                ))
+            };
+            if node.ctl(&["status"]).is_ok_and(|o| o.status.success()) {
+                return Err(with_log(error));
+            }
+            // Its VM is gone (seen once, on a busy machine, between its start and its
+            // join): boot it again, once, and join it; the log says why if that fails.
+            eprintln!(
+                "cluster: node {} was not running when it was to join ({error:#}); booting it again",
+                node.node()
+            );
+            node.restart().await.map_err(with_log)?;
+            join_one(node, first).await.map_err(with_log)?;
         }
         let running = self.running_nodes()?;
         if running.len() != self.nodes.len() {
@@ -160,4 +176,13 @@ impl Cluster {
         )?;
         serde_json::from_str(&text).with_context(|| format!("quorum_status is not JSON: {text}"))
     }
+}
+
+/// Makes `node` a member of `first`'s cluster, and waits until it is ready again.
+async fn join_one(node: &PrivateBroker, first: &PrivateBroker) -> anyhow::Result<()> {
+    node.ctl_ok(&["stop_app"])?;
+    node.ctl_ok(&["reset"])?;
+    node.ctl_ok(&["join_cluster", first.node()])?;
+    node.ctl_ok(&["start_app"])?;
+    node.wait_ready(JOIN_TIMEOUT).await
 }
